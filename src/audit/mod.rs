@@ -1,0 +1,1 @@
+//! Empirical privacy audit (ε lower bounds from canaries) and membership inference.

@@ -1,0 +1,8 @@
+//! One file per subcommand: its clap arguments and the glue to the library (anyhow at this edge).
+pub mod account;
+pub mod audit;
+pub mod bound;
+pub mod data;
+pub mod report;
+pub mod sweep;
+pub mod train;

@@ -1,0 +1,1 @@
+//! Models built from DP-aware layers that keep what per-sample gradients need.

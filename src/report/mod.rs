@@ -1,0 +1,1 @@
+//! Reports: markdown summaries and plots (PNG, SVG) from results CSVs.

@@ -1,0 +1,1 @@
+//! Sweeps: grid spec (TOML), parallel runner, resumable crash-safe results store, shards.

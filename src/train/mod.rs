@@ -1,0 +1,1 @@
+//! Training runs: config, loop (non-private and DP-SGD), evaluation and the JSON run record.
