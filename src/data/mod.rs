@@ -39,7 +39,7 @@ pub mod idx;
 pub mod synthetic;
 pub mod tabular;
 
-pub use fetch::{fetch, verify, Fetchable};
+pub use fetch::{fetch, verify, Fetchable, FIXTURES};
 
 /// A labelled set of examples.
 #[derive(Debug)]
