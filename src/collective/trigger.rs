@@ -453,3 +453,174 @@ impl FromStr for Trigger {
         Ok(trigger)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// Deterministic images `[n, c, h, w]` with values in (0, 1) that are never 0 or 1.
+    fn images(n: i64, c: i64, h: i64, w: i64) -> Tensor {
+        let v: Vec<f32> = (0..n * c * h * w).map(|i| ((i * 37 + 11) % 97) as f32 / 100.0 + 0.01).collect();
+        Tensor::from_slice(&v).reshape([n, c, h, w])
+    }
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        Vec::<f32>::try_from(&t.reshape([-1])).unwrap().iter().map(|v| v.to_bits()).collect()
+    }
+
+    #[test]
+    fn patch_sets_exactly_its_square_and_nothing_else() {
+        let (n, c, h, w) = (3, 2, 6, 5);
+        let x = images(n, c, h, w);
+        for (pos, top, left) in [("br", 4, 3), ("tl", 0, 0), ("tr", 0, 3), ("bl", 4, 0)] {
+            let t: Trigger = format!("patch:size=2:pos={pos}:value=1").parse().unwrap();
+            let gx = t.apply(&x).unwrap();
+            let (a, b) = (bits(&x), bits(&gx));
+            for i in 0..(n * c * h * w) as usize {
+                let (r, col) = ((i as i64 / w) % h, i as i64 % w);
+                let inside = r >= top && r < top + 2 && col >= left && col < left + 2;
+                if inside {
+                    assert_eq!(f32::from_bits(b[i]), 1.0, "{pos}: pixel {i} inside the patch");
+                } else {
+                    assert_eq!(a[i], b[i], "{pos}: pixel {i} outside the patch changed");
+                }
+            }
+        }
+        // Explicit row/col, negative counting from the edge.
+        let t = Trigger::Patch { size: 1, row: -2, col: 1, value: 0.0 };
+        let gx = t.apply(&x).unwrap();
+        assert_eq!(gx.double_value(&[0, 1, 4, 1]), 0.0);
+        assert_eq!(bits(&x).len(), bits(&gx).len());
+    }
+
+    #[test]
+    fn patch_outside_the_image_is_an_error() {
+        let x = images(1, 1, 6, 6);
+        for t in [
+            Trigger::Patch { size: 7, row: 0, col: 0, value: 1.0 },
+            Trigger::Patch { size: 2, row: 5, col: 0, value: 1.0 },
+            Trigger::Patch { size: 2, row: 0, col: -6, value: 1.0 },
+        ] {
+            assert!(matches!(t.apply(&x), Err(CollectiveError::TriggerDoesNotFit { .. })), "{t}");
+        }
+        let bad_value = Trigger::Patch { size: 2, row: 0, col: 0, value: 1.5 };
+        assert!(matches!(bad_value.validate(&[1, 6, 6]), Err(CollectiveError::BadTriggerParam { ref field, .. }) if field == "value"));
+        // Tabular data is not an image.
+        assert!(Trigger::Patch { size: 1, row: 0, col: 0, value: 1.0 }.validate(&[10]).is_err());
+    }
+
+    #[test]
+    fn grid_perturbs_only_grid_pixels_with_clamp() {
+        let (n, c, h, w) = (2, 3, 7, 8);
+        let x = images(n, c, h, w);
+        let t = Trigger::Grid { spacing: 3, amplitude: 0.5 };
+        let gx = t.apply(&x).unwrap();
+        let xa = Vec::<f32>::try_from(&x.reshape([-1])).unwrap();
+        let ga = Vec::<f32>::try_from(&gx.reshape([-1])).unwrap();
+        let mut on_grid = 0;
+        for i in 0..xa.len() {
+            let (r, col) = ((i as i64 / w) % h, i as i64 % w);
+            if r % 3 == 0 && col % 3 == 0 {
+                on_grid += 1;
+                let expected = (xa[i] + 0.5f32).clamp(0.0, 1.0);
+                assert_eq!(ga[i], expected, "grid pixel {i}");
+            } else {
+                assert_eq!(xa[i].to_bits(), ga[i].to_bits(), "off-grid pixel {i}");
+            }
+        }
+        // rows {0,3,6} × cols {0,3,6} × channels × images
+        assert_eq!(on_grid, 3 * 3 * c * n);
+    }
+
+    #[test]
+    fn offset_shifts_one_feature_by_s() {
+        let v: Vec<f32> = (0..20).map(|i| i as f32 * 0.25 - 2.0).collect();
+        let x = Tensor::from_slice(&v).reshape([5, 4]);
+        let t = Trigger::FeatureOffset { feature: 2, shift_std: 1.5 };
+        let gx = Vec::<f32>::try_from(&t.apply(&x).unwrap().reshape([-1])).unwrap();
+        for i in 0..20 {
+            if i % 4 == 2 {
+                assert_eq!(gx[i], v[i] + 1.5f32);
+            } else {
+                assert_eq!(gx[i].to_bits(), v[i].to_bits());
+            }
+        }
+        let out = Trigger::FeatureOffset { feature: 4, shift_std: 1.0 }.apply(&x);
+        assert!(matches!(out, Err(CollectiveError::TriggerDoesNotFit { ref reason, .. }) if reason.contains("feature = 4")));
+    }
+
+    #[test]
+    fn token_sets_one_position() {
+        let v: Vec<i64> = (0..15).collect();
+        let x = Tensor::from_slice(&v).reshape([3, 5]);
+        let t = Trigger::Token { position: 1, token: 99 };
+        let gx = Vec::<i64>::try_from(&t.apply(&x).unwrap().reshape([-1])).unwrap();
+        for i in 0..15 {
+            assert_eq!(gx[i], if i % 5 == 1 { 99 } else { v[i] });
+        }
+        assert!(Trigger::Token { position: 5, token: 1 }.apply(&x).is_err());
+        let xf = x.to_kind(Kind::Float);
+        assert!(matches!(t.apply(&xf), Err(CollectiveError::WrongDtype { .. })));
+        assert!(matches!(Trigger::FeatureOffset { feature: 0, shift_std: 1.0 }.apply(&x), Err(CollectiveError::WrongDtype { .. })));
+    }
+
+    #[test]
+    fn string_round_trip_and_errors() {
+        for s in [
+            "patch:size=3:pos=br:value=1",
+            "patch:size=2:row=3:col=-4:value=0.5",
+            "grid:spacing=4:amplitude=-0.125",
+            "offset:feature=7:shift_std=2.5",
+            "token:position=0:token=42",
+        ] {
+            let t: Trigger = s.parse().unwrap();
+            assert_eq!(t.to_string(), s);
+            assert_eq!(t.to_string().parse::<Trigger>().unwrap(), t);
+        }
+        let e = "patch:size=3:pos=middle:value=1".parse::<Trigger>().unwrap_err();
+        assert!(matches!(e, CollectiveError::BadValue { ref key, ref value, .. } if key == "pos" && value == "middle"));
+        let e = "patch:size=3:pos=br".parse::<Trigger>().unwrap_err();
+        assert!(matches!(e, CollectiveError::MissingKey { ref key, .. } if key == "value"));
+        let e = "grid:spacing=4:amplitude=0.1:colour=red".parse::<Trigger>().unwrap_err();
+        assert!(matches!(e, CollectiveError::UnknownKey { ref key, .. } if key == "colour"));
+        let e = "grid:spacing=x:amplitude=0.1".parse::<Trigger>().unwrap_err();
+        assert!(matches!(e, CollectiveError::BadValue { ref key, .. } if key == "spacing"));
+        let e = "blur:radius=1".parse::<Trigger>().unwrap_err();
+        assert!(e.to_string().contains("blur"));
+    }
+
+    #[test]
+    fn jitter_moves_patch_within_range_and_inside() {
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let t = Trigger::Patch { size: 2, row: -1, col: -1, value: 1.0 };
+        let shape = [1, 8, 8];
+        for _ in 0..200 {
+            let Trigger::Patch { row, col, size, value } = t.jittered(&shape, 2.0, &mut rng).unwrap() else { panic!() };
+            assert_eq!((size, value), (2, 1.0));
+            assert!((row, col) != (6, 6), "jitter must move the patch");
+            assert!((4..=6).contains(&row) && (4..=6).contains(&col), "({row},{col}) outside jitter range");
+        }
+        // A patch filling the image cannot move.
+        let full = Trigger::Patch { size: 8, row: 0, col: 0, value: 1.0 };
+        assert!(matches!(full.jittered(&shape, 1.0, &mut rng), Err(CollectiveError::BadJitter { .. })));
+        // Relative jitter of an offset stays within (1 ± m)·shift.
+        let o = Trigger::FeatureOffset { feature: 0, shift_std: 2.0 };
+        for _ in 0..100 {
+            let Trigger::FeatureOffset { shift_std, .. } = o.jittered(&[3], 0.5, &mut rng).unwrap() else { panic!() };
+            assert!((1.0..=3.0).contains(&shift_std));
+        }
+        assert!(matches!(t.jittered(&shape, 1.5, &mut rng), Err(CollectiveError::BadJitter { .. })));
+    }
+
+    #[test]
+    fn serde_form_is_tagged_and_strict() {
+        let t = Trigger::Patch { size: 3, row: -1, col: -1, value: 1.0 };
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, r#"{"kind":"patch","size":3,"row":-1,"col":-1,"value":1.0}"#);
+        assert_eq!(serde_json::from_str::<Trigger>(&json).unwrap(), t);
+        let o: Trigger = serde_json::from_str(r#"{"kind":"offset","feature":1,"shift_std":2.0}"#).unwrap();
+        assert_eq!(o, Trigger::FeatureOffset { feature: 1, shift_std: 2.0 });
+        assert!(serde_json::from_str::<Trigger>(r#"{"kind":"grid","spacing":2,"amplitude":0.1,"extra":1}"#).is_err());
+    }
+}
