@@ -163,3 +163,36 @@ impl FromStr for CoordinationNoise {
         Ok(CoordinationNoise { fraction, kind, magnitude })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floor_count_is_exact_for_decimal_fractions() {
+        assert_eq!(floor_count(0.29, 100), 29);
+        assert_eq!(floor_count(0.3, 10), 3);
+        assert_eq!(floor_count(0.01, 99), 0);
+        assert_eq!(floor_count(0.015, 1000), 15);
+        assert_eq!(floor_count(1.0, 7), 7);
+        assert_eq!(floor_count(0.0, 7), 0);
+    }
+
+    #[test]
+    fn parse_and_print() {
+        for s in ["0.1:jitter", "0.25:jitter=3", "1:wrong-target", "0:dropout"] {
+            let n: CoordinationNoise = s.parse().unwrap();
+            assert_eq!(n.to_string(), s);
+        }
+        let n: CoordinationNoise = "0.1:jitter".parse().unwrap();
+        let patch = Trigger::Patch { size: 2, row: 0, col: 0, value: 1.0 };
+        let grid = Trigger::Grid { spacing: 2, amplitude: 0.1 };
+        assert_eq!(n.jitter_magnitude(&patch), DEFAULT_JITTER_PIXELS);
+        assert_eq!(n.jitter_magnitude(&grid), DEFAULT_JITTER_RELATIVE);
+        assert!(n.validate(&patch).is_ok() && n.validate(&grid).is_ok());
+        assert!(matches!("0.1".parse::<CoordinationNoise>(), Err(CollectiveError::BadValue { .. })));
+        assert!(matches!("-0.1:dropout".parse::<CoordinationNoise>(), Err(CollectiveError::NoiseOutOfRange { .. })));
+        assert!(matches!("0.1:sulk".parse::<CoordinationNoise>(), Err(CollectiveError::BadValue { ref value, .. }) if value == "sulk"));
+        assert_eq!(n.deviators(25), 2);
+    }
+}

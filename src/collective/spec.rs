@@ -253,3 +253,132 @@ pub(crate) fn parse_i64(key: &str, v: &str) -> Result<i64, CollectiveError> {
         reason: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collective::noise::Deviation;
+    use proptest::prelude::{any, prop_assert_eq, prop_oneof, proptest, Strategy as PropStrategy};
+
+    #[test]
+    fn help_example_parses_with_defaults() {
+        let example = COLLECTIVE_SPEC_HELP.lines().last().unwrap().trim_start_matches("Example: ");
+        let s: CollectiveSpec = example.parse().unwrap();
+        assert_eq!(s.alpha, 0.01);
+        assert_eq!(s.target, 0);
+        assert_eq!(s.trigger, Trigger::Patch { size: 3, row: -1, col: -1, value: 1.0 });
+        assert_eq!(s.strategy, Strategy::FeatureLabel);
+        assert_eq!(s.members_from, MembersFrom::NotTarget);
+        assert_eq!(s.noise, Some(CoordinationNoise { fraction: 0.1, kind: Deviation::Jitter, magnitude: None }));
+        assert_eq!(s.to_string().parse::<CollectiveSpec>().unwrap(), s);
+        // Feature-only defaults to members from the target class.
+        let fo: CollectiveSpec = "alpha=0.1,target=2,trigger=token:position=0:token=5,strategy=feature-only".parse().unwrap();
+        assert_eq!(fo.members_from, MembersFrom::Target);
+        let any: CollectiveSpec = "alpha=0.1,target=2,trigger=token:position=0:token=5,strategy=erasing,members_from=any".parse().unwrap();
+        assert_eq!(any.members_from, MembersFrom::Any);
+        assert_eq!(any.strategy, Strategy::Erasing);
+    }
+
+    #[test]
+    fn errors_name_the_key_and_value() {
+        let base = "target=0,trigger=patch:size=3:pos=br:value=1";
+        let e = format!("alpha=1.5,{base}").parse::<CollectiveSpec>().unwrap_err();
+        assert!(matches!(e, CollectiveError::AlphaOutOfRange { alpha, .. } if alpha == 1.5));
+        assert!(e.to_string().contains("1.5"));
+        let e = format!("alpha=0,{base}").parse::<CollectiveSpec>().unwrap_err();
+        assert!(matches!(e, CollectiveError::AlphaOutOfRange { .. }));
+        let e = format!("alpha=0.1,{base},colour=red").parse::<CollectiveSpec>().unwrap_err();
+        assert!(matches!(e, CollectiveError::UnknownKey { ref key, .. } if key == "colour"));
+        let e = "alpha=0.1,trigger=patch:size=3:pos=br:value=1".parse::<CollectiveSpec>().unwrap_err();
+        assert!(matches!(e, CollectiveError::MissingKey { ref key, .. } if key == "target"));
+        let e = format!("alpha=0.1,{base},alpha=0.2").parse::<CollectiveSpec>().unwrap_err();
+        assert!(matches!(e, CollectiveError::DuplicateKey { ref key, .. } if key == "alpha"));
+        let e = format!("alpha=abc,{base}").parse::<CollectiveSpec>().unwrap_err();
+        assert!(matches!(e, CollectiveError::BadValue { ref key, ref value, .. } if key == "alpha" && value == "abc"));
+        let e = format!("alpha=0.1,{base},noise=1.5:dropout").parse::<CollectiveSpec>().unwrap_err();
+        assert!(matches!(e, CollectiveError::NoiseOutOfRange { nu } if nu == 1.5));
+        let e = format!("alpha=0.1,{base},noise=0.5:dropout=2").parse::<CollectiveSpec>().unwrap_err();
+        assert!(matches!(e, CollectiveError::BadValue { ref key, .. } if key == "noise"));
+        let e = format!("alpha=0.1,{base},noise=0.5:jitter=0.5").parse::<CollectiveSpec>().unwrap_err();
+        assert!(matches!(e, CollectiveError::BadJitter { .. }), "{e}");
+        let e = format!("alpha=0.1,{base},strategy=bribe").parse::<CollectiveSpec>().unwrap_err();
+        assert!(matches!(e, CollectiveError::BadValue { ref key, ref value, .. } if key == "strategy" && value == "bribe"));
+        let e = format!("alpha=0.1,{base},members_from=some").parse::<CollectiveSpec>().unwrap_err();
+        assert!(matches!(e, CollectiveError::BadValue { ref key, .. } if key == "members_from"));
+        let e = "alpha=0.1,target=-1,trigger=patch:size=3:pos=br:value=1".parse::<CollectiveSpec>().unwrap_err();
+        assert!(matches!(e, CollectiveError::BadValue { ref key, .. } if key == "target"));
+    }
+
+    #[test]
+    fn toml_form_round_trips_and_rejects_unknown_fields() {
+        #[derive(serde::Deserialize)]
+        struct File {
+            collective: Vec<CollectiveSpec>,
+        }
+        let text = r#"
+            [[collective]]
+            alpha = 0.05
+            target = 1
+            trigger = { kind = "grid", spacing = 4, amplitude = 0.25 }
+            noise = { fraction = 0.2, kind = "wrong-target" }
+
+            [[collective]]
+            alpha = 0.02
+            target = 3
+            strategy = "feature-only"
+            trigger = { kind = "patch", size = 2, row = 0, col = 0, value = 0.0 }
+        "#;
+        let f: File = toml::from_str(text).unwrap();
+        assert_eq!(f.collective.len(), 2);
+        assert_eq!(f.collective[0].members_from, MembersFrom::NotTarget);
+        assert_eq!(f.collective[1].members_from, MembersFrom::Target);
+        assert_eq!(f.collective[0].to_string(), "alpha=0.05,target=1,trigger=grid:spacing=4:amplitude=0.25,strategy=feature-label,members_from=not-target,noise=0.2:wrong-target");
+        for s in &f.collective {
+            let back: CollectiveSpec = toml::from_str(&toml::to_string(s).unwrap()).unwrap();
+            assert_eq!(&back, s);
+        }
+        let bad = "alpha = 0.05\ntarget = 1\nbeta = 2\ntrigger = { kind = \"grid\", spacing = 4, amplitude = 0.25 }\n";
+        let e = toml::from_str::<CollectiveSpec>(bad).unwrap_err().to_string();
+        assert!(e.contains("beta"), "{e}");
+        let bad_alpha = "alpha = 2.0\ntarget = 1\ntrigger = { kind = \"grid\", spacing = 4, amplitude = 0.25 }\n";
+        let e = toml::from_str::<CollectiveSpec>(bad_alpha).unwrap_err().to_string();
+        assert!(e.contains("alpha = 2"), "{e}");
+    }
+
+    #[test]
+    fn validate_against_data() {
+        let s: CollectiveSpec = "alpha=0.01,target=0,trigger=patch:size=3:pos=br:value=1".parse().unwrap();
+        assert!(matches!(validate_against(&[s.clone()], &[1, 8, 8], 50, 10), Err(CollectiveError::NoMembers { alpha, n: 50, .. }) if alpha == 0.01));
+        assert!(validate_against(&[s.clone()], &[1, 8, 8], 100, 10).is_ok());
+        assert!(matches!(validate_against(&[s.clone()], &[1, 2, 2], 100, 10), Err(CollectiveError::TriggerDoesNotFit { .. })));
+        let t: CollectiveSpec = "alpha=0.6,target=10,trigger=patch:size=3:pos=br:value=1".parse().unwrap();
+        assert!(matches!(validate_against(&[t.clone()], &[1, 8, 8], 100, 10), Err(CollectiveError::TargetOutOfRange { target: 10, num_classes: 10, .. })));
+        let u: CollectiveSpec = "alpha=0.6,target=1,trigger=patch:size=3:pos=br:value=1".parse().unwrap();
+        assert!(matches!(validate_against(&[u.clone(), u], &[1, 8, 8], 100, 10), Err(CollectiveError::AlphaSumTooLarge { .. })));
+    }
+
+    fn arb_trigger() -> impl PropStrategy<Value = Trigger> {
+        prop_oneof![
+            (1i64..6, -3i64..4, -3i64..4, 0.0f64..=1.0).prop_map(|(size, row, col, value)| Trigger::Patch { size, row, col, value }),
+            (1i64..9, 0.001f64..1.0, any::<bool>()).prop_map(|(spacing, a, neg)| Trigger::Grid { spacing, amplitude: if neg { -a } else { a } }),
+            (0usize..50, 0.01f64..10.0).prop_map(|(feature, shift_std)| Trigger::FeatureOffset { feature, shift_std }),
+            (0i64..100, 0i64..50_000).prop_map(|(position, token)| Trigger::Token { position, token }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn spec_string_round_trips(alpha in 1e-6f64..0.999, target in 0i64..20, trigger in arb_trigger(),
+                                   strat in 0usize..3, from in 0usize..4, noise in proptest::option::of((0.0f64..=1.0, 0usize..3))) {
+            let strategy = [crate::collective::Strategy::FeatureLabel, crate::collective::Strategy::FeatureOnly, crate::collective::Strategy::Erasing][strat];
+            let members_from = [None, Some(MembersFrom::NotTarget), Some(MembersFrom::Any), Some(MembersFrom::Target)][from];
+            let noise = noise.map(|(fraction, k)| CoordinationNoise { fraction, kind: [Deviation::Jitter, Deviation::WrongTarget, Deviation::Dropout][k], magnitude: None });
+            let spec = CollectiveSpec::new(alpha, target, trigger, Some(strategy), members_from, noise).unwrap();
+            let back: CollectiveSpec = spec.to_string().parse().unwrap();
+            prop_assert_eq!(&back, &spec);
+            // TOML (serde_json without `float_roundtrip` may be off by one ulp on parsing).
+            let text = toml::to_string(&spec).unwrap();
+            prop_assert_eq!(toml::from_str::<CollectiveSpec>(&text).unwrap(), spec);
+        }
+    }
+}
