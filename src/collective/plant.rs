@@ -200,3 +200,200 @@ pub fn plant(train: &Dataset, specs: &[CollectiveSpec], seed: Option<u64>) -> Re
         collectives: infos,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K: i64 = 4;
+
+    /// 200 images [1, 6, 6], labels i % 4, pixel values in (0, 1) never equal to 0 or 1.
+    fn images(n: i64) -> Dataset {
+        let v: Vec<f32> = (0..n * 36).map(|i| ((i * 37 + 11) % 97) as f32 / 100.0 + 0.01).collect();
+        let y: Vec<i64> = (0..n).map(|i| i % K).collect();
+        Dataset { x: Tensor::from_slice(&v).reshape([n, 1, 6, 6]), y: Tensor::from_slice(&y), num_classes: K }
+    }
+
+    fn spec(s: &str) -> CollectiveSpec {
+        s.parse().unwrap()
+    }
+
+    fn rows(t: &Tensor) -> Vec<Vec<u32>> {
+        let n = t.size()[0];
+        (0..n).map(|i| Vec::<f32>::try_from(&t.get(i).reshape([-1])).unwrap().iter().map(|v| v.to_bits()).collect()).collect()
+    }
+
+    fn ys(t: &Tensor) -> Vec<i64> {
+        Vec::<i64>::try_from(t).unwrap()
+    }
+
+    const PATCH: &str = "trigger=patch:size=2:pos=br:value=1";
+
+    #[test]
+    fn feature_label_members_exact_and_only_they_change() {
+        let train = images(200);
+        let s = spec(&format!("alpha=0.1,target=1,{PATCH}"));
+        let p = plant(&train, &[s.clone()], Some(3)).unwrap();
+        let info = &p.collectives[0];
+        assert_eq!(info.members, 20);
+        assert_eq!(info.member_indices.len(), 20);
+        assert_eq!(info.eligible, 150);
+        assert_eq!(info.deviators, 0);
+        let (y0, y1) = (ys(&train.y), ys(&p.train.y));
+        let (x0, x1) = (rows(&train.x), rows(&p.train.x));
+        let gx = rows(&s.trigger.apply(&train.x).unwrap());
+        assert_eq!(p.train.len(), 200, "members are modified in place, not added");
+        for i in 0..200usize {
+            if info.member_indices.binary_search(&(i as i64)).is_ok() {
+                assert_ne!(y0[i], 1, "members come from non-target records");
+                assert_eq!(y1[i], 1, "feature-label writes y*");
+                assert_eq!(x1[i], gx[i]);
+            } else {
+                assert_eq!(y1[i], y0[i]);
+                assert_eq!(x1[i], x0[i], "non-member {i} changed");
+            }
+        }
+        // The input set is untouched.
+        assert_eq!(rows(&train.x), x0);
+    }
+
+    #[test]
+    fn feature_only_and_erasing_keep_labels() {
+        let train = images(200);
+        let fo = spec(&format!("alpha=0.05,target=2,{PATCH},strategy=feature-only"));
+        let p = plant(&train, &[fo], Some(1)).unwrap();
+        let (y0, y1) = (ys(&train.y), ys(&p.train.y));
+        assert_eq!(p.collectives[0].members, 10);
+        for &j in &p.collectives[0].member_indices {
+            assert_eq!(y0[j as usize], 2, "feature-only members are drawn from the target class");
+            assert_eq!(y1[j as usize], 2);
+        }
+        let er = spec(&format!("alpha=0.05,target=2,{PATCH},strategy=erasing"));
+        let p = plant(&train, &[er.clone()], Some(1)).unwrap();
+        let gx = rows(&er.trigger.apply(&train.x).unwrap());
+        let x1 = rows(&p.train.x);
+        for &j in &p.collectives[0].member_indices {
+            assert_ne!(y0[j as usize], 2);
+            assert_eq!(ys(&p.train.y)[j as usize], y0[j as usize], "erasing keeps the own label");
+            assert_eq!(x1[j as usize], gx[j as usize], "erasing plants g");
+        }
+        let any = spec(&format!("alpha=0.5,target=2,{PATCH},members_from=any"));
+        let p = plant(&train, &[any], Some(1)).unwrap();
+        let from_target = p.collectives[0].member_indices.iter().filter(|&&j| y0[j as usize] == 2).count();
+        assert!(from_target > 0 && from_target < 100);
+    }
+
+    #[test]
+    fn several_collectives_are_disjoint_and_sized() {
+        let train = images(200);
+        let specs = [
+            spec(&format!("alpha=0.3,target=0,{PATCH}")),
+            spec("alpha=0.25,target=0,trigger=patch:size=2:pos=tl:value=0"),
+            spec("alpha=0.2,target=3,trigger=grid:spacing=2:amplitude=0.5"),
+        ];
+        let p = plant(&train, &specs, Some(9)).unwrap();
+        let counts: Vec<u64> = p.collectives.iter().map(|c| c.members).collect();
+        assert_eq!(counts, vec![60, 50, 40]);
+        let mut all: Vec<i64> = p.collectives.iter().flat_map(|c| c.member_indices.clone()).collect();
+        all.sort_unstable();
+        let before = all.len();
+        all.dedup();
+        assert_eq!(all.len(), before, "members must be disjoint across collectives");
+        // Second collective drew from the not-target records left by the first.
+        assert_eq!(p.collectives[1].eligible, 150 - 60);
+        let y1 = ys(&p.train.y);
+        for c in &p.collectives {
+            for &j in &c.member_indices {
+                assert_eq!(y1[j as usize], c.target);
+            }
+        }
+        // Not enough left: target 0 excludes 50, first takes 60 of 150, second asks 100.
+        let greedy = [spec(&format!("alpha=0.3,target=0,{PATCH}")), spec(&format!("alpha=0.5,target=0,{PATCH}"))];
+        let e = plant(&train, &greedy, Some(9)).unwrap_err();
+        assert_eq!(e, CollectiveError::NotEnoughEligible { index: 1, needed: 100, available: 90, members_from: "not-target".into(), target: 0 });
+    }
+
+    #[test]
+    fn coordination_noise_counts_and_effects() {
+        let train = images(200);
+        let (x0, y0) = (rows(&train.x), ys(&train.y));
+        let base = format!("alpha=0.25,target=1,{PATCH}");
+        let gx = rows(&spec(&base).trigger.apply(&train.x).unwrap());
+
+        let p = plant(&train, &[spec(&format!("{base},noise=0.2:dropout"))], Some(4)).unwrap();
+        let c = &p.collectives[0];
+        assert_eq!((c.members, c.deviators, c.deviator_indices.len()), (50, 10, 10));
+        let (x1, y1) = (rows(&p.train.x), ys(&p.train.y));
+        for &j in &c.member_indices {
+            let j = j as usize;
+            if c.deviator_indices.binary_search(&(j as i64)).is_ok() {
+                assert_eq!((&x1[j], y1[j]), (&x0[j], y0[j]), "dropout keeps the clean record");
+            } else {
+                assert_eq!((&x1[j], y1[j]), (&gx[j], 1));
+            }
+        }
+
+        let p = plant(&train, &[spec(&format!("{base},noise=0.3:wrong-target"))], Some(4)).unwrap();
+        let c = &p.collectives[0];
+        assert_eq!(c.deviators, 15);
+        let (x1, y1) = (rows(&p.train.x), ys(&p.train.y));
+        for &j in &c.member_indices {
+            let j = j as usize;
+            assert_eq!(x1[j], gx[j], "wrong-target deviators still plant g");
+            let dev = c.deviator_indices.binary_search(&(j as i64)).is_ok();
+            assert_eq!(y1[j] != 1, dev, "exactly the deviators carry a label != y*");
+            assert!((0..K).contains(&y1[j]));
+        }
+
+        let p = plant(&train, &[spec(&format!("{base},noise=0.5:jitter=1"))], Some(4)).unwrap();
+        let c = &p.collectives[0];
+        assert_eq!(c.deviators, 25);
+        let (x1, y1) = (rows(&p.train.x), ys(&p.train.y));
+        for &j in &c.deviator_indices {
+            let j = j as usize;
+            assert_eq!(y1[j], 1);
+            assert_ne!(x1[j], gx[j], "a jittered patch differs from the planned one");
+            let ones = x1[j].iter().filter(|&&b| f32::from_bits(b) == 1.0).count();
+            assert_eq!(ones, 4, "the jittered record still has one 2x2 patch of ones");
+        }
+    }
+
+    #[test]
+    fn deterministic_with_a_seed() {
+        let train = images(200);
+        let specs = [spec(&format!("alpha=0.1,target=1,{PATCH},noise=0.5:jitter")), spec("alpha=0.1,target=2,trigger=grid:spacing=3:amplitude=0.2,noise=0.5:jitter")];
+        let a = plant(&train, &specs, Some(42)).unwrap();
+        let b = plant(&train, &specs, Some(42)).unwrap();
+        let c = plant(&train, &specs, Some(43)).unwrap();
+        assert_eq!(a.collectives, b.collectives);
+        assert_eq!(rows(&a.train.x), rows(&b.train.x));
+        assert_eq!(ys(&a.train.y), ys(&b.train.y));
+        assert_ne!(a.collectives[0].member_indices, c.collectives[0].member_indices);
+    }
+
+    #[test]
+    fn data_errors() {
+        let train = images(50);
+        let e = plant(&train, &[spec(&format!("alpha=0.01,target=1,{PATCH}"))], Some(1)).unwrap_err();
+        assert_eq!(e, CollectiveError::NoMembers { index: 0, alpha: 0.01, n: 50 });
+        assert!(e.to_string().contains("0.01") && e.to_string().contains("50"));
+        let e = plant(&train, &[spec(&format!("alpha=0.1,target=4,{PATCH}"))], Some(1)).unwrap_err();
+        assert!(matches!(e, CollectiveError::TargetOutOfRange { target: 4, .. }));
+        let e = plant(&train, &[spec("alpha=0.1,target=1,trigger=offset:feature=0:shift_std=1")], Some(1)).unwrap_err();
+        assert!(matches!(e, CollectiveError::TriggerDoesNotFit { .. }));
+        // feature-only: class 1 has 13 records of 50, 25 members wanted
+        let e = plant(&train, &[spec(&format!("alpha=0.5,target=1,{PATCH},strategy=feature-only"))], Some(1)).unwrap_err();
+        assert!(matches!(e, CollectiveError::NotEnoughEligible { needed: 25, available: 13, .. }), "{e}");
+    }
+
+    #[test]
+    fn info_serialises_without_indices() {
+        let train = images(100);
+        let p = plant(&train, &[spec(&format!("alpha=0.1,target=1,{PATCH}"))], Some(1)).unwrap();
+        let v = serde_json::to_value(&p.collectives[0]).unwrap();
+        assert_eq!(v["members"], 10);
+        assert_eq!(v["deviators"], 0);
+        assert!(v.get("member_indices").is_none());
+        assert_eq!(v["spec_string"], "alpha=0.1,target=1,trigger=patch:size=2:pos=br:value=1,strategy=feature-label,members_from=not-target");
+    }
+}
