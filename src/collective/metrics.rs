@@ -279,3 +279,155 @@ pub fn xi_estimate(train: &Dataset, trigger: &Trigger, tolerance: f64) -> Result
 pub fn xi_relaxed(train: &Dataset, trigger: &Trigger, tau: f64) -> Result<f64, CollectiveError> {
     fraction_within(train, trigger, tau, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Binomial tail P(Bin(n, p) >= k), summed directly (independent of the Beta quantile).
+    fn upper_tail(k: u64, n: u64, p: f64) -> f64 {
+        let mut total = 0.0;
+        for j in k..=n {
+            let mut log_c = 0.0;
+            for i in 0..j {
+                log_c += ((n - i) as f64).ln() - ((i + 1) as f64).ln();
+            }
+            total += (log_c + j as f64 * p.ln() + (n - j) as f64 * (1.0 - p).ln()).exp();
+        }
+        total
+    }
+
+    #[test]
+    fn clopper_pearson_known_values_and_edges() {
+        let (lo, hi) = clopper_pearson(0, 10, 0.95);
+        assert_eq!(lo, 0.0);
+        assert!((hi - 0.3084971).abs() < 1e-7, "{hi}");
+        let (lo, hi) = clopper_pearson(5, 10, 0.95);
+        assert!((lo - 0.187086).abs() < 1e-6 && (hi - 0.812914).abs() < 1e-6, "{lo} {hi}");
+        let (lo, hi) = clopper_pearson(10, 10, 0.95);
+        assert_eq!(hi, 1.0);
+        assert!((lo - 0.6915029).abs() < 1e-7);
+        assert_eq!(clopper_pearson(0, 0, 0.95), (0.0, 1.0));
+        // Closed forms at the edges: hi(0, n) = 1 − (a/2)^(1/n), lo(n, n) = (a/2)^(1/n).
+        for n in [1u64, 3, 17, 250, 10_000] {
+            let c = 0.025f64.powf(1.0 / n as f64);
+            assert!((clopper_pearson(0, n, 0.95).1 - (1.0 - c)).abs() < 1e-9);
+            assert!((clopper_pearson(n, n, 0.95).0 - c).abs() < 1e-9);
+        }
+        // Defining equations: P(Bin(n, lo) >= k) = a/2 and P(Bin(n, hi) <= k) = a/2.
+        for (k, n) in [(1u64, 20u64), (3, 20), (17, 50), (40, 41), (123, 400)] {
+            let (lo, hi) = clopper_pearson(k, n, 0.95);
+            assert!((upper_tail(k, n, lo) - 0.025).abs() < 1e-8, "lo for {k}/{n}");
+            assert!((1.0 - upper_tail(k + 1, n, hi) - 0.025).abs() < 1e-8, "hi for {k}/{n}");
+            let p = k as f64 / n as f64;
+            assert!(lo < p && p < hi);
+        }
+        let r = Rate::new(5, 10);
+        assert_eq!((r.successes, r.n, r.rate), (5, 10, 0.5));
+    }
+
+    /// 40 images [1, 4, 4]: pixel values in (0, 1) except that images 0..6 already have a 1 at
+    /// the bottom-right pixel; labels i % 4.
+    fn test_set() -> Dataset {
+        let n = 40;
+        let mut v: Vec<f32> = (0..n * 16).map(|i| ((i * 37 + 11) % 97) as f32 / 100.0 + 0.01).collect();
+        for i in 0..6 {
+            v[(i * 16 + 15) as usize] = 1.0;
+        }
+        let y: Vec<i64> = (0..n).map(|i| i % 4).collect();
+        Dataset { x: Tensor::from_slice(&v).reshape([n, 1, 4, 4]), y: Tensor::from_slice(&y), num_classes: 4 }
+    }
+
+    fn spec(s: &str) -> CollectiveSpec {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn triggered_test_excludes_target_points() {
+        let test = test_set();
+        let s = spec("alpha=0.1,target=2,trigger=patch:size=1:pos=br:value=1");
+        let (x, y) = triggered_test(&test, &s).unwrap();
+        let y = Vec::<i64>::try_from(&y).unwrap();
+        assert_eq!(y.len(), 30);
+        assert!(y.iter().all(|&l| l != 2));
+        assert_eq!(x.size(), vec![30, 1, 4, 4]);
+        assert!(Vec::<f32>::try_from(&x.select(2, 3).select(2, 3).reshape([-1])).unwrap().iter().all(|&v| v == 1.0));
+    }
+
+    /// A model that answers `target` when the bottom-right pixel is exactly 1, else 0.
+    fn patch_detector(target: i64) -> impl Fn(&Tensor) -> Tensor {
+        move |x: &Tensor| {
+            let hit = x.select(1, 0).select(1, 3).select(1, 3).eq(1.0);
+            hit.to_kind(Kind::Int64) * target
+        }
+    }
+
+    #[test]
+    fn success_counts_match_a_hand_count() {
+        let test = test_set();
+        // Model: predicts 3 on a patch, 0 otherwise. Triggered points are all predicted 3.
+        let s = spec("alpha=0.1,target=3,trigger=patch:size=1:pos=br:value=1");
+        let r = success(&patch_detector(3), &test, &s).unwrap();
+        assert_eq!((r.non_target.successes, r.non_target.n), (30, 30));
+        assert_eq!((r.all.successes, r.all.n), (40, 40));
+        // Clean: label-0 points without a patch (10 minus i = 0, 4) and label-3 points with one
+        // (i = 3) are right: 8 + 1.
+        assert_eq!((r.clean_accuracy.successes, r.clean_accuracy.n), (9, 40));
+        assert!(r.erase_true_label.is_none());
+        // A constant model gives no success: the no-collective baseline is computed the same way.
+        let constant = |x: &Tensor| Tensor::zeros([x.size()[0]], (Kind::Int64, tch::Device::Cpu));
+        let r0 = success(&constant, &test, &s).unwrap();
+        assert_eq!(r0.non_target.successes, 0);
+        assert_eq!(r0.non_target.hi, clopper_pearson(0, 30, 0.95).1);
+        // Erasing: the constant model ignores the trigger (S_erase = 1); the detector does not.
+        let e = spec("alpha=0.1,target=3,trigger=patch:size=1:pos=br:value=1,strategy=erasing");
+        let r = success(&constant, &test, &e).unwrap();
+        assert_eq!((r.non_target.successes, r.non_target.n), (30, 30));
+        assert_eq!(r.erase_true_label.unwrap().successes, 10, "label-0 points among the 30");
+        let r = success(&patch_detector(3), &test, &e).unwrap();
+        // Prediction unchanged only where the clean image already had the patch (i < 6, label ≠ 3).
+        assert_eq!(r.non_target.successes, 5);
+        // Wrong-shaped predictions are an error, not a panic.
+        let bad = |x: &Tensor| Tensor::zeros([x.size()[0] + 1], (Kind::Int64, tch::Device::Cpu));
+        assert!(matches!(success(&bad, &test, &s), Err(CollectiveError::BadPredictions { .. })));
+    }
+
+    #[test]
+    fn several_collectives_global_success() {
+        let test = test_set();
+        let a = spec("alpha=0.1,target=3,trigger=patch:size=1:pos=br:value=1");
+        let b = spec("alpha=0.1,target=2,trigger=patch:size=1:pos=tl:value=1");
+        // Detector of the br patch only: a succeeds everywhere, b nowhere.
+        let m = success_many(&patch_detector(3), &test, &[a.clone(), b.clone()]).unwrap();
+        assert_eq!(m.per_collective[0].non_target.rate, 1.0);
+        assert_eq!(m.per_collective[1].non_target.rate, 0.0);
+        assert_eq!(m.mean_success, 0.5);
+        let all = m.all_succeed.unwrap();
+        assert_eq!((all.successes, all.n), (0, 20), "points with label not in {{2, 3}}");
+        let m = success_many(&patch_detector(3), &test, &[a]).unwrap();
+        assert_eq!(m.all_succeed.unwrap().rate, 1.0);
+    }
+
+    #[test]
+    fn xi_counts_points_already_carrying_the_signal() {
+        let test = test_set();
+        let t = Trigger::Patch { size: 1, row: -1, col: -1, value: 1.0 };
+        assert_eq!(xi_estimate(&test, &t, 0.0).unwrap(), 6.0 / 40.0);
+        // Relaxed: every pixel is at most 0.98 below 1, so τ = 1 covers all points.
+        assert_eq!(xi_relaxed(&test, &t, 1.0).unwrap(), 1.0);
+        // Count independently the points whose br pixel is within 0.3 of 1.
+        let v = Vec::<f32>::try_from(&test.x.reshape([-1])).unwrap();
+        let expected = (0..40).filter(|i| (1.0 - v[i * 16 + 15] as f64) <= 0.3).count() as f64 / 40.0;
+        assert_eq!(xi_relaxed(&test, &t, 0.3).unwrap(), expected);
+        assert!(expected > 6.0 / 40.0);
+        let off = Trigger::FeatureOffset { feature: 0, shift_std: 1.0 };
+        assert!(xi_estimate(&test, &off, 0.0).is_err(), "offset does not fit images");
+        let tokens = Dataset {
+            x: Tensor::from_slice(&[5i64, 1, 2, 5, 5, 5]).reshape([3, 2]),
+            y: Tensor::from_slice(&[0i64, 1, 0]),
+            num_classes: 2,
+        };
+        assert_eq!(xi_estimate(&tokens, &Trigger::Token { position: 0, token: 5 }, 0.0).unwrap(), 2.0 / 3.0);
+        assert!(matches!(xi_estimate(&test, &t, -1.0), Err(CollectiveError::BadValue { .. })));
+    }
+}
