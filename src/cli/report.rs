@@ -1,8 +1,62 @@
-//! `crowdout report`.
+//! `crowdout report <results.csv>... [--out DIR]`, and `--merge ... --out merged.csv`.
+
+use std::path::PathBuf;
+
+use crowdout::report::{build_report, DEFAULT_TARGET_SUCCESS};
+use crowdout::sweep::merge::{merge_files, write_results};
 
 #[derive(clap::Args, Debug)]
-pub struct ReportArgs {}
+pub struct ReportArgs {
+    /// Results CSVs (e.g. the shard files of one sweep); deduplicated by config_hash.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Output folder for summary.md and plots [default: the folder of the first input];
+    /// with --merge: the merged CSV file (required).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Only merge the inputs into one results CSV at --out (no summary, no plots).
+    #[arg(long)]
+    pub merge: bool,
+    /// Target success S* for the critical mass.
+    #[arg(long, default_value_t = DEFAULT_TARGET_SUCCESS)]
+    pub target_success: f64,
+    /// Write the summary only, no plots.
+    #[arg(long)]
+    pub no_plots: bool,
+}
 
-pub fn run(_args: ReportArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`crowdout report` is not built yet")
+pub fn run(args: ReportArgs) -> anyhow::Result<()> {
+    if args.merge {
+        let Some(out) = args.out else {
+            anyhow::bail!("--merge needs --out <merged.csv>");
+        };
+        if args.inputs.iter().any(|i| *i == out) {
+            anyhow::bail!("--out {} is also an input; write the merge elsewhere", out.display());
+        }
+        let rows = merge_files(&args.inputs)?;
+        write_results(&out, &rows)?;
+        let failed = rows.iter().filter(|r| !r.is_ok()).count();
+        eprintln!(
+            "{}: {} cells ({} failed) merged from {} file(s)",
+            out.display(),
+            rows.len(),
+            failed,
+            args.inputs.len()
+        );
+        return Ok(());
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        args.inputs[0]
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| PathBuf::from("."))
+    });
+    let files = build_report(&args.inputs, &out, args.target_success, !args.no_plots)?;
+    eprintln!(
+        "{}: {} cells, {} plot(s) (PNG + SVG)",
+        files.summary.display(),
+        files.rows,
+        files.plots.len()
+    );
+    Ok(())
 }

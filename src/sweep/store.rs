@@ -1,0 +1,645 @@
+//! The results CSV: one row per finished cell, appended crash-safely, read back for resume.
+//!
+//! Crash safety: a row is serialised in memory, then written with ONE `write(2)` on a file opened
+//! with `O_APPEND`, then `fsync`ed, under a mutex. A regular-file write of a few hundred bytes is
+//! not split by the kernel, so a SIGKILL leaves either the whole row or none of it. Should a torn
+//! row appear anyway (power loss, a full disk), [`ResultStore::open`] drops it and truncates the
+//! file to the last complete line, saying so on stderr.
+//!
+//! Failed cells are recorded too (`error` non-empty) but do not count as done: a rerun retries
+//! them. Readers (report, merge) take, per `config_hash`, the last row without an error.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::spec::Cell;
+use super::SweepError;
+
+/// Bumped whenever the columns change; a file with another version is refused, not mixed.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One results row: the cell's full config (flat columns), what the run measured, the bounds and
+/// provenance. `None` = not applicable (an empty CSV cell).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRow {
+    // --- the cell ---
+    pub sweep: String,
+    pub dataset: String,
+    pub model: String,
+    /// Short label of the collective (reports group by it).
+    pub collective_name: String,
+    /// The opaque collective spec (without α).
+    pub collective: String,
+    pub alpha: f64,
+    /// `none`, `eps=<ε>` or `sigma=<σ>` (the privacy arm as written in the spec).
+    pub privacy: String,
+    pub clip: Option<f64>,
+    pub seed: u64,
+    pub epochs: u32,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub optimizer: String,
+    pub momentum: f64,
+    pub clipping: String,
+    pub grad_mode: String,
+    pub accountant: String,
+    pub max_physical_batch: Option<usize>,
+    pub train_subset: Option<usize>,
+    pub test_subset: Option<usize>,
+    /// [`Cell::config_hash`]: the key for resume and merge.
+    pub config_hash: String,
+    // --- privacy accounting ---
+    /// Noise multiplier actually used (0 for clip-only, empty for non-private).
+    pub sigma: Option<f64>,
+    /// Poisson sampling rate.
+    pub q: Option<f64>,
+    pub steps: Option<u64>,
+    pub eps_rdp: Option<f64>,
+    pub eps_pld: Option<f64>,
+    pub delta: f64,
+    // --- measurements ---
+    pub clean_acc: Option<f64>,
+    /// Success rate on triggered test points whose true label is not the target.
+    pub success: Option<f64>,
+    /// Clopper–Pearson 95% interval of `success`.
+    pub success_lo: Option<f64>,
+    pub success_hi: Option<f64>,
+    /// Success rate on all triggered test points (including those already of the target class).
+    pub success_all: Option<f64>,
+    /// The same success measure for a model trained without the collective.
+    pub baseline_success: Option<f64>,
+    // --- bounds ---
+    pub hardt_lb: Option<f64>,
+    pub dpsgd_lb: Option<f64>,
+    /// `guarantee` (a proven bound: a measurement below it is a bug) or `prediction`.
+    pub dpsgd_lb_kind: String,
+    /// Group-privacy ceiling on success.
+    pub ceiling_ub: Option<f64>,
+    /// `""`, or e.g. `BELOW_GUARANTEED_LOWER_BOUND`, `ABOVE_CEILING` (`;`-joined).
+    pub flag: String,
+    // --- provenance ---
+    pub wall_s: Option<f64>,
+    pub git_commit: String,
+    pub crowdout_version: String,
+    pub schema_version: u32,
+    /// Non-empty if the cell failed (then the measurements are empty).
+    pub error: String,
+}
+
+impl ResultRow {
+    /// A row with the cell's config columns and provenance filled and every measurement empty;
+    /// the cell runner fills in what it measured.
+    pub fn from_cell(cell: &Cell) -> Self {
+        let t = &cell.train;
+        use erased::Named;
+        ResultRow {
+            sweep: cell.sweep.clone(),
+            dataset: cell.dataset.clone(),
+            model: cell.model.clone(),
+            collective_name: cell.collective.name.clone(),
+            collective: cell.collective.spec.clone(),
+            alpha: cell.alpha,
+            privacy: cell.privacy.to_string(),
+            clip: cell.clip,
+            seed: cell.seed,
+            epochs: t.epochs,
+            batch_size: t.batch_size,
+            lr: t.lr,
+            optimizer: t.optimizer.name(),
+            momentum: t.momentum,
+            clipping: t.clipping.name(),
+            grad_mode: t.grad_mode.name(),
+            accountant: t.accountant.name(),
+            max_physical_batch: t.max_physical_batch,
+            train_subset: t.train_subset,
+            test_subset: t.test_subset,
+            config_hash: cell.config_hash(),
+            sigma: None,
+            q: None,
+            steps: None,
+            eps_rdp: None,
+            eps_pld: None,
+            delta: t.delta,
+            clean_acc: None,
+            success: None,
+            success_lo: None,
+            success_hi: None,
+            success_all: None,
+            baseline_success: None,
+            hardt_lb: None,
+            dpsgd_lb: None,
+            dpsgd_lb_kind: String::new(),
+            ceiling_ub: None,
+            flag: String::new(),
+            wall_s: None,
+            git_commit: env!("CROWDOUT_GIT_COMMIT").to_string(),
+            crowdout_version: env!("CARGO_PKG_VERSION").to_string(),
+            schema_version: SCHEMA_VERSION,
+            error: String::new(),
+        }
+    }
+
+    /// The row recorded for a cell that failed with `error`.
+    pub fn failed(cell: &Cell, error: &str) -> Self {
+        let mut r = Self::from_cell(cell);
+        r.error = one_line(error);
+        if r.error.is_empty() {
+            r.error = "failed (no message)".into();
+        }
+        r
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.error.is_empty()
+    }
+
+    /// The column names, in file order.
+    pub fn header() -> Vec<String> {
+        let mut w = csv::WriterBuilder::new().has_headers(true).from_writer(Vec::new());
+        // Serialising any row makes serde emit the field names; the values are discarded.
+        let dummy = ResultRow {
+            sweep: String::new(),
+            dataset: String::new(),
+            model: String::new(),
+            collective_name: String::new(),
+            collective: String::new(),
+            alpha: 0.0,
+            privacy: String::new(),
+            clip: None,
+            seed: 0,
+            epochs: 0,
+            batch_size: 0,
+            lr: 0.0,
+            optimizer: String::new(),
+            momentum: 0.0,
+            clipping: String::new(),
+            grad_mode: String::new(),
+            accountant: String::new(),
+            max_physical_batch: None,
+            train_subset: None,
+            test_subset: None,
+            config_hash: String::new(),
+            sigma: None,
+            q: None,
+            steps: None,
+            eps_rdp: None,
+            eps_pld: None,
+            delta: 0.0,
+            clean_acc: None,
+            success: None,
+            success_lo: None,
+            success_hi: None,
+            success_all: None,
+            baseline_success: None,
+            hardt_lb: None,
+            dpsgd_lb: None,
+            dpsgd_lb_kind: String::new(),
+            ceiling_ub: None,
+            flag: String::new(),
+            wall_s: None,
+            git_commit: String::new(),
+            crowdout_version: String::new(),
+            schema_version: 0,
+            error: String::new(),
+        };
+        let _ = w.serialize(&dummy);
+        let bytes = w.into_inner().unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        text.lines()
+            .next()
+            .unwrap_or("")
+            .split(',')
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The row as one CSV line ending in `\n` (no header).
+    pub fn to_csv_line(&self) -> Result<Vec<u8>, String> {
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(Vec::new());
+        w.serialize(self).map_err(|e| e.to_string())?;
+        w.into_inner().map_err(|e| e.to_string())
+    }
+
+    /// Whether two rows for the same cell report the same results (ignoring timing/provenance).
+    pub fn same_results(&self, other: &ResultRow) -> Result<(), String> {
+        let mut a = self.clone();
+        let mut b = other.clone();
+        for r in [&mut a, &mut b] {
+            r.wall_s = None;
+            r.git_commit.clear();
+            r.crowdout_version.clear();
+            r.sweep.clear();
+            r.collective_name.clear();
+        }
+        if a == b {
+            return Ok(());
+        }
+        let la = String::from_utf8_lossy(&a.to_csv_line().unwrap_or_default()).to_string();
+        let lb = String::from_utf8_lossy(&b.to_csv_line().unwrap_or_default()).to_string();
+        let cols = Self::header();
+        let diff: Vec<String> = csv_fields(&la)
+            .into_iter()
+            .zip(csv_fields(&lb))
+            .zip(cols)
+            .filter(|((x, y), _)| x != y)
+            .map(|((x, y), c)| format!("{c}: `{x}` vs `{y}`"))
+            .collect();
+        Err(diff.join(", "))
+    }
+}
+
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(line.as_bytes());
+    r.records()
+        .next()
+        .and_then(|x| x.ok())
+        .map(|rec| rec.iter().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// Collapses newlines and control characters so that every row is exactly one line.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// Kebab-case names of the train enums, as written in the spec.
+mod erased {
+    pub trait Named {
+        fn name(&self) -> String;
+    }
+    impl<T: serde::Serialize> Named for T {
+        fn name(&self) -> String {
+            match serde_json::to_value(self) {
+                Ok(serde_json::Value::String(s)) => s,
+                Ok(v) => v.to_string(),
+                Err(_) => String::new(),
+            }
+        }
+    }
+}
+
+/// Reads a results CSV: every row in file order. Torn or truncated trailing lines are reported
+/// in the second value (byte offset to truncate to), not repaired.
+fn read_rows(path: &Path, bytes: &[u8]) -> Result<(Vec<ResultRow>, Option<u64>), SweepError> {
+    let store_err = |message: String| SweepError::Store {
+        path: path.to_path_buf(),
+        message,
+    };
+    let expected = ResultRow::header();
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(bytes);
+    let header: Vec<String> = rdr
+        .headers()
+        .map_err(|e| store_err(format!("cannot read the header: {e}")))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if header != expected {
+        let version_hint = if header.iter().any(|h| h == "schema_version") {
+            " (written by another schema_version of crowdout)"
+        } else {
+            ""
+        };
+        return Err(store_err(format!(
+            "not a crowdout results file of schema_version {SCHEMA_VERSION}{version_hint}: \
+             header has {} columns, expected {}: `{}`; move it away or use another --out",
+            header.len(),
+            expected.len(),
+            expected.join(",")
+        )));
+    }
+    let headers = csv::StringRecord::from(expected.clone());
+    let ends_with_newline = bytes.last() == Some(&b'\n');
+    let mut records = Vec::new();
+    for rec in rdr.records() {
+        match rec {
+            Ok(r) => records.push(Ok(r)),
+            Err(e) => records.push(Err(e)),
+        }
+    }
+    let n = records.len();
+    let mut rows = Vec::with_capacity(n);
+    let mut truncate_at = None;
+    for (i, rec) in records.into_iter().enumerate() {
+        let last = i + 1 == n;
+        let (rec, bad) = match rec {
+            Ok(r) => {
+                let torn = last && !ends_with_newline;
+                let bad = if torn {
+                    Some("no trailing newline".to_string())
+                } else if r.len() != expected.len() {
+                    Some(format!("{} fields, expected {}", r.len(), expected.len()))
+                } else {
+                    None
+                };
+                (Some(r), bad)
+            }
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let line = rec
+            .as_ref()
+            .and_then(|r| r.position())
+            .map(|p| p.line())
+            .unwrap_or(0);
+        let parsed = match (&rec, &bad) {
+            (Some(r), None) => match r.deserialize::<ResultRow>(Some(&headers)) {
+                Ok(row) if row.schema_version == SCHEMA_VERSION => Ok(row),
+                Ok(row) => Err(format!("schema_version {}", row.schema_version)),
+                Err(e) => Err(e.to_string()),
+            },
+            (_, Some(b)) => Err(b.clone()),
+            (None, None) => Err("unreadable".into()),
+        };
+        match parsed {
+            Ok(row) => rows.push(row),
+            Err(msg) if last => {
+                let offset = rec
+                    .as_ref()
+                    .and_then(|r| r.position())
+                    .map(|p| p.byte())
+                    .unwrap_or_else(|| last_line_start(bytes));
+                eprintln!(
+                    "warning: {}: line {line}: torn last row ({msg}); truncating the file to its \
+                     last complete line",
+                    path.display()
+                );
+                truncate_at = Some(offset);
+            }
+            Err(msg) => return Err(store_err(format!("line {line}: bad row: {msg}"))),
+        }
+    }
+    Ok((rows, truncate_at))
+}
+
+/// Byte offset just after the last `\n` before the end (the start of the last line).
+fn last_line_start(bytes: &[u8]) -> u64 {
+    let end = if bytes.last() == Some(&b'\n') {
+        bytes.len() - 1
+    } else {
+        bytes.len()
+    };
+    bytes[..end]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map(|p| p as u64 + 1)
+        .unwrap_or(0)
+}
+
+/// Reads every row of a results file (read-only; a torn last line is skipped with a warning).
+pub fn read_results(path: impl AsRef<Path>) -> Result<Vec<ResultRow>, SweepError> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|source| SweepError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(read_rows(path, &bytes)?.0)
+}
+
+/// The results of one sweep (or shard) on disk, open for appending.
+pub struct ResultStore {
+    path: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    file: File,
+    rows: Vec<ResultRow>,
+    done: HashSet<String>,
+}
+
+impl ResultStore {
+    /// Opens (or creates, with its header) a results file; repairs a torn last line; refuses a
+    /// file of another schema.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, SweepError> {
+        let path = path.as_ref().to_path_buf();
+        let io = |source| SweepError::Io {
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| SweepError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io)?;
+        let bytes = std::fs::read(&path).map_err(io)?;
+        let rows = if bytes.is_empty() {
+            let mut line = ResultRow::header().join(",");
+            line.push('\n');
+            file.write_all(line.as_bytes()).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            Vec::new()
+        } else if !bytes.contains(&b'\n') {
+            return Err(SweepError::Store {
+                path,
+                message: "the header line is incomplete (no newline); not a results file".into(),
+            });
+        } else {
+            let (rows, truncate_at) = read_rows(&path, &bytes)?;
+            if let Some(at) = truncate_at {
+                file.set_len(at).map_err(io)?;
+                file.sync_all().map_err(io)?;
+            }
+            rows
+        };
+        let done = rows
+            .iter()
+            .filter(|r| r.is_ok())
+            .map(|r| r.config_hash.clone())
+            .collect();
+        Ok(ResultStore {
+            path,
+            inner: Mutex::new(Inner { file, rows, done }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Hashes of cells finished without error (failed cells are retried).
+    pub fn done_hashes(&self) -> HashSet<String> {
+        self.lock().done.clone()
+    }
+
+    /// Every row in file order, failed ones included.
+    pub fn rows(&self) -> Vec<ResultRow> {
+        self.lock().rows.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-written row (one write call), so a
+        // poisoned lock is safe to reuse.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends one row: one `write(2)` of the complete line, then `fsync`.
+    pub fn append(&self, row: &ResultRow) -> Result<(), SweepError> {
+        let mut row = row.clone();
+        row.error = one_line(&row.error);
+        row.flag = one_line(&row.flag);
+        let line = row.to_csv_line().map_err(|message| SweepError::Store {
+            path: self.path.clone(),
+            message: format!("cannot serialise row {}: {message}", row.config_hash),
+        })?;
+        let io = |source| SweepError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut inner = self.lock();
+        let n = inner.file.write(&line).map_err(io)?;
+        if n != line.len() {
+            // A short write on a regular file means a full disk or similar; finish the line so
+            // the file stays parseable, and report it.
+            inner.file.write_all(&line[n..]).map_err(io)?;
+        }
+        inner.file.sync_data().map_err(io)?;
+        if row.is_ok() {
+            inner.done.insert(row.config_hash.clone());
+        }
+        inner.rows.push(row);
+        Ok(())
+    }
+}
+
+/// Per config_hash, the last row without an error (else the last failed row), in first-seen order.
+pub fn latest_per_cell(rows: &[ResultRow]) -> Vec<ResultRow> {
+    let mut order: Vec<String> = Vec::new();
+    let mut best: HashMap<String, ResultRow> = HashMap::new();
+    for r in rows {
+        match best.get(&r.config_hash) {
+            None => {
+                order.push(r.config_hash.clone());
+                best.insert(r.config_hash.clone(), r.clone());
+            }
+            Some(prev) => {
+                if r.is_ok() || !prev.is_ok() {
+                    best.insert(r.config_hash.clone(), r.clone());
+                }
+            }
+        }
+    }
+    order.into_iter().filter_map(|h| best.remove(&h)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::spec::SweepSpec;
+
+    fn cells() -> Vec<Cell> {
+        let text = r#"
+name = "s"
+[grid]
+dataset = ["d"]
+model = ["m"]
+collectives = ["c, with \"quotes\""]
+alpha = [0.0, 0.1]
+privacy = ["none", "eps=2"]
+clip = [1.0]
+seed = [1]
+[train]
+epochs = 1
+batch_size = 8
+lr = 0.1
+"#;
+        SweepSpec::from_toml_str(text, Path::new("x.toml"))
+            .unwrap()
+            .cells()
+    }
+
+    fn row(c: &Cell, s: f64) -> ResultRow {
+        let mut r = ResultRow::from_cell(c);
+        r.success = Some(s);
+        r.eps_rdp = Some(2.0);
+        r
+    }
+
+    #[test]
+    fn rows_round_trip_and_resume_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.csv");
+        let cs = cells();
+        {
+            let st = ResultStore::open(&p).unwrap();
+            st.append(&row(&cs[0], 0.5)).unwrap();
+            st.append(&ResultRow::failed(&cs[1], "boom\nsecond line")).unwrap();
+        }
+        let st = ResultStore::open(&p).unwrap();
+        let rows = st.rows();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0], row(&cs[0], 0.5));
+        assert_eq!(rows[1].error, "boom second line");
+        assert_eq!(st.done_hashes(), [cs[0].config_hash()].into_iter().collect());
+    }
+
+    #[test]
+    fn torn_last_line_is_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.csv");
+        let cs = cells();
+        {
+            let st = ResultStore::open(&p).unwrap();
+            st.append(&row(&cs[0], 0.5)).unwrap();
+        }
+        let good = std::fs::read(&p).unwrap();
+        let line = row(&cs[1], 0.25).to_csv_line().unwrap();
+        for cut in [1, line.len() / 2, line.len() - 1] {
+            let mut torn = good.clone();
+            torn.extend_from_slice(&line[..cut]);
+            std::fs::write(&p, &torn).unwrap();
+            let st = ResultStore::open(&p).unwrap();
+            assert_eq!(st.rows().len(), 1, "cut {cut}");
+            assert_eq!(std::fs::read(&p).unwrap(), good, "cut {cut}");
+            st.append(&row(&cs[1], 0.25)).unwrap();
+            drop(st);
+            assert_eq!(ResultStore::open(&p).unwrap().rows().len(), 2);
+            std::fs::write(&p, &good).unwrap();
+        }
+    }
+
+    #[test]
+    fn foreign_header_is_refused_with_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("other.csv");
+        std::fs::write(&p, "a,b,c\n1,2,3\n").unwrap();
+        let e = ResultStore::open(&p).err().unwrap().to_string();
+        assert!(e.contains("other.csv") && e.contains("schema_version"), "{e}");
+    }
+
+    #[test]
+    fn latest_prefers_success_over_failure() {
+        let cs = cells();
+        let rows = vec![
+            ResultRow::failed(&cs[0], "x"),
+            row(&cs[1], 0.1),
+            row(&cs[0], 0.7),
+            ResultRow::failed(&cs[0], "later failure"),
+        ];
+        let l = latest_per_cell(&rows);
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].success, Some(0.7));
+    }
+}
