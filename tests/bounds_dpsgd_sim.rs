@@ -24,7 +24,7 @@ fn data(classes: usize, n: usize, k: usize, target: usize, seed: u64) -> (Vec<Ve
         let a = 2.0 * std::f64::consts::PI * c as f64 / classes as f64;
         (1.5 * a.cos(), 1.5 * a.sin() * 0.3)
     };
-    let mut point = |c: usize, rng: &mut ChaCha20Rng| {
+    let point = |c: usize, rng: &mut ChaCha20Rng| {
         let (a, b) = centre(c);
         vec![a + nd.sample(rng), b + nd.sample(rng), 1.0]
     };

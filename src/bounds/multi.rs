@@ -58,8 +58,7 @@ fn multi_raw(collectives: &[Collective], overlap: &[Vec<f64>], i: usize, sub: &S
         if row.len() != m {
             return Err(BoundError::LengthMismatch { a_name: "overlap row", a: row.len(), b_name: "collectives", b: m });
         }
-        for (j, &w) in row.iter().enumerate() {
-            let _ = j;
+        for &w in row {
             check_closed("overlap", w, 0.0, 1.0, "an overlap mass in [0, 1]")?;
         }
     }

@@ -1,0 +1,89 @@
+//! End-to-end tests of `crowdout bound`.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_crowdout")).arg("bound").args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn hardt_json() {
+    let (ok, out, err) = run(&["hardt", "--alpha", "0.1", "--delta-gap", "0.5", "--xi", "0.02", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!((v["result"]["value"].as_f64().unwrap() - 0.91).abs() < 1e-12);
+    assert_eq!(v["result"]["kind"], "guarantee");
+}
+
+#[test]
+fn critical_mass_with_privacy_side() {
+    let (ok, out, err) = run(&[
+        "critical-mass", "--target", "0.9", "--delta-gap", "0.5", "--xi", "0.02", "--n-train", "60000", "--s0", "0.01", "--epsilon", "1", "--delta",
+        "1e-5", "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!((v["hardt_alpha_star"].as_f64().unwrap() - 1.0 / 11.0).abs() < 1e-12);
+    let k = v["privacy_lower_bound"]["min_k"].as_u64().unwrap();
+    assert!(k >= 1, "{out}");
+}
+
+#[test]
+fn ceiling_generic_and_gdp() {
+    let (ok, out, err) = run(&["ceiling", "--s0", "0.05", "--k", "3", "--epsilon", "0.5", "--delta", "1e-5", "--gdp-mu", "0.2", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["inputs"]["group_size"], 6);
+    let r = v["results"].as_array().unwrap();
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[1]["result"]["kind"], "approximate");
+    let (ok, _, err) = run(&["ceiling", "--s0", "0.05", "--k", "3", "--tight"]);
+    assert!(!ok && err.contains("not implemented"), "{err}");
+}
+
+#[test]
+fn flags_are_named_in_errors() {
+    let (ok, _, err) = run(&["hardt", "--alpha", "1.5", "--delta-gap", "0.5", "--xi", "0.02"]);
+    assert!(!ok && err.contains("--alpha"), "{err}");
+    let (ok, _, err) = run(&["hardt", "--alpha", "0.1", "--delta-gap", "nan", "--xi", "0.02"]);
+    assert!(!ok && err.contains("--delta-gap"), "{err}");
+    let (ok, _, err) = run(&["ceiling", "--s0", "2", "--k", "3", "--epsilon", "1", "--delta", "0"]);
+    assert!(!ok && err.contains("--s0"), "{err}");
+    let (ok, _, err) = run(&["ceiling", "--s0", "0.1", "--k", "3", "--epsilon=-1", "--delta", "0"]);
+    assert!(!ok && err.contains("invalid --epsilon"), "{err}");
+    let (ok, _, err) = run(&["noise", "--alpha", "0.1", "--nu-wrong-label", "2", "--delta-gap", "0.5", "--xi", "0.1"]);
+    assert!(!ok && err.contains("--nu-wrong-label"), "{err}");
+}
+
+#[test]
+fn dpsgd_from_margins_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.csv");
+    std::fs::write(&p, "margin,x_norm\n1.0,1.0\n0.1,1.0\n").unwrap();
+    let ps = p.to_str().unwrap();
+    let common = ["dpsgd", "--margins", ps, "--classes", "2", "--theta0-dist", "1", "--lambda", "0.5", "--lr", "0.5", "--steps", "100", "--clip", "1", "--n-train", "100", "--q", "1", "--dim", "6", "--smoothness", "1", "--json"];
+    let mut a: Vec<&str> = common.to_vec();
+    a.extend(["--sigma", "1"]);
+    let (ok, out, err) = run(&a);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["result"]["value"], 0.5); // same case as the unit test's hand computation
+    let mut a: Vec<&str> = common.to_vec();
+    a.extend(["--sigma=-1"]);
+    let (ok, _, err) = run(&a);
+    assert!(!ok && err.contains("invalid --sigma"), "{err}");
+    std::fs::write(&p, "margin,x_norm\n1.0,abc\n").unwrap();
+    let mut a: Vec<&str> = common.to_vec();
+    a.extend(["--sigma", "1"]);
+    let (ok, _, err) = run(&a);
+    assert!(!ok && err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn multi_collectives() {
+    let (ok, out, err) = run(&["multi", "--collective", "0.1,1,0.5,0.02", "--collective", "0.05,2,0.5,0.02", "--overlap", "1,0,0.5", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!((v["result"]["value"].as_f64().unwrap() - 0.665).abs() < 1e-12);
+}
