@@ -204,6 +204,26 @@ pub fn account(q: f64, sigma: f64, steps: u64, delta: f64) -> Result<(f64, Optio
 
 /// Execute a run on an already loaded split (sweeps load once and reuse).
 pub fn execute_on(cfg: &RunConfig, split: &Split, progress: &mut dyn Progress) -> Result<RunRecord, TrainError> {
+    Ok(train_on(cfg, split, progress)?.record)
+}
+
+/// A finished run with its trained model, for further measurements (baselines, audits).
+pub struct Trained {
+    pub record: RunRecord,
+    pub model: Model,
+    pub device: Device,
+}
+
+impl Trained {
+    /// Success of collectives' triggers on this model (e.g. the no-collective baseline S₀).
+    pub fn measure(&self, test: &Dataset, specs: &[CollectiveSpec]) -> Result<MultiSuccessReport, TrainError> {
+        let pred = |x: &Tensor| predict(&self.model, x, self.device);
+        Ok(collective::success_many(&pred, test, specs)?)
+    }
+}
+
+/// [`execute_on`], keeping the model.
+pub fn train_on(cfg: &RunConfig, split: &Split, progress: &mut dyn Progress) -> Result<Trained, TrainError> {
     let started = Instant::now();
     cfg.check()?;
     let device = device::resolve(cfg.device)?;
@@ -283,7 +303,7 @@ pub fn execute_on(cfg: &RunConfig, split: &Split, progress: &mut dyn Progress) -
         Some(collective::success_many(&pred, &split.test, &cfg.collectives)?)
     };
 
-    Ok(RunRecord {
+    let record = RunRecord {
         config: RunConfig { fit: fit_cfg, ..cfg.clone() },
         provenance: Provenance::collect(),
         device: format!("{device:?}"),
@@ -303,7 +323,8 @@ pub fn execute_on(cfg: &RunConfig, split: &Split, progress: &mut dyn Progress) -
         success,
         warnings,
         wall_seconds: started.elapsed().as_secs_f64(),
-    })
+    };
+    Ok(Trained { record, model, device })
 }
 
 /// Load the data set named in `cfg` and execute the run.
