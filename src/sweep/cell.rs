@@ -21,7 +21,7 @@ use clap::ValueEnum;
 
 use super::spec::{Cell, Privacy};
 use super::store::ResultRow;
-use crate::accountant::{self, Method};
+use crate::accountant;
 use crate::bounds::{ceiling, hardt};
 use crate::collective::{self, CollectiveSpec};
 use crate::data::{self, DataDir, DatasetSpec, Limits, Split};
@@ -38,7 +38,7 @@ fn ceiling_eps_grid() -> Vec<f64> {
 /// Largest collective for which the tight (PLD) group profile is computed; beyond it the ceiling
 /// is vacuous (= 1) at every privacy level the tool sweeps, and the PLD of the Binomial mixture
 /// grows with k.
-const TIGHT_CEILING_MAX_K: u64 = 256;
+const TIGHT_CEILING_MAX_K: u64 = 16;
 /// Tolerance for ξ = P₀(g(X)) = share of clean training points already equal to their triggered
 /// version.
 const XI_TOLERANCE: f64 = 1e-6;
@@ -47,7 +47,17 @@ thread_local! {
     static SPLITS: RefCell<HashMap<String, Split>> = RefCell::new(HashMap::new());
 }
 
-type BaselineSlot = Arc<OnceLock<Result<f64, String>>>;
+/// What a no-collective baseline run yields for its line.
+#[derive(Debug, Clone)]
+struct Baseline {
+    s0: f64,
+    s0_lo: f64,
+    s0_hi: f64,
+    s0_all: f64,
+    record: RunRecord,
+}
+
+type BaselineSlot = Arc<OnceLock<Result<Baseline, String>>>;
 fn baselines() -> &'static Mutex<HashMap<String, BaselineSlot>> {
     static B: OnceLock<Mutex<HashMap<String, BaselineSlot>>> = OnceLock::new();
     B.get_or_init(|| Mutex::new(HashMap::new()))
@@ -127,23 +137,24 @@ fn baseline_key(cell: &Cell) -> String {
 }
 
 /// Train without the collective and measure the trigger's success rate S₀ on that model.
-fn train_baseline(cell: &Cell) -> Result<(f64, RunRecord), String> {
+fn train_baseline(cell: &Cell) -> Result<Baseline, String> {
     let cfg = run_config(cell, 0.0)?;
     let spec = measuring_spec(cell)?;
     with_split(cell, |split| {
         let trained = run::train_on(&cfg, split, &mut Silent).map_err(|e| e.to_string())?;
-        let s0 = trained.measure(&split.test, &[spec]).map_err(|e| e.to_string())?;
-        Ok((s0.per_collective[0].non_target.rate, trained.record))
+        let rep = trained.measure(&split.test, &[spec]).map_err(|e| e.to_string())?;
+        let r = &rep.per_collective[0];
+        Ok(Baseline { s0: r.non_target.rate, s0_lo: r.non_target.lo, s0_hi: r.non_target.hi, s0_all: r.all.rate, record: trained.record })
     })
 }
 
-/// The baseline S₀ for `cell`'s line: trained once, shared by every α of the line.
-fn baseline(cell: &Cell) -> Result<f64, String> {
+/// The baseline of `cell`'s line: trained once, shared by every α of the line.
+fn baseline(cell: &Cell) -> Result<Baseline, String> {
     let slot = {
         let mut m = baselines().lock().map_err(|_| "baseline cache poisoned".to_string())?;
         m.entry(baseline_key(cell)).or_default().clone()
     };
-    slot.get_or_init(|| train_baseline(cell).map(|(s0, _)| s0)).clone()
+    slot.get_or_init(|| train_baseline(cell)).clone()
 }
 
 /// Fill the privacy columns from a run record.
@@ -158,13 +169,16 @@ fn fill_privacy(row: &mut ResultRow, rec: &RunRecord) {
 }
 
 /// Group-privacy ceiling on the expected success of a collective of `k` records (add/remove
-/// adjacency: remove k, add k), from the tight group profile when k is small enough.
-fn ceiling_for(k: u64, s0: f64, q: f64, sigma: f64, steps: u64) -> Result<f64, String> {
+/// adjacency: remove k, add k): from the tight group profile (PLD of the Binomial mixture) when
+/// k ≤ [`TIGHT_CEILING_MAX_K`], else from the generic group conversion of the run's (ε, δ).
+fn ceiling_for(k: u64, s0: f64, dp: &crate::train::run::DpRecord) -> Result<f64, String> {
+    let (q, sigma, steps) = (dp.sample_rate, dp.noise_multiplier, dp.steps);
     if sigma == 0.0 || k == 0 {
         return Ok(1.0);
     }
     if k > TIGHT_CEILING_MAX_K {
-        return Ok(1.0);
+        let b = ceiling::ceiling_generic(s0, dp.epsilon_pld, dp.delta, k, ceiling::Adjacency::AddRemove).map_err(|e| e.to_string())?;
+        return Ok(b.value);
     }
     let profile = accountant::group::group_profile(k, q, sigma, steps, &ceiling_eps_grid()).map_err(|e| e.to_string())?;
     let b = ceiling::ceiling_two_stage(s0, &profile).map_err(|e| e.to_string())?;
@@ -175,17 +189,16 @@ fn ceiling_for(k: u64, s0: f64, q: f64, sigma: f64, steps: u64) -> Result<f64, S
 pub fn run_cell(cell: &Cell) -> Result<ResultRow, String> {
     let mut row = ResultRow::from_cell(cell);
     if cell.alpha == 0.0 {
-        let s0 = baseline(cell)?;
-        // The baseline line's own record is not kept by the cache; re-derive the privacy columns.
-        let (_, rec) = {
-            let cfg = run_config(cell, 0.0)?;
-            let steps_q = with_split(cell, |split| Ok(split.train.len()))?;
-            let _ = (cfg, steps_q);
-            (0.0, None::<RunRecord>)
-        };
-        let _ = rec;
-        row.success = Some(s0);
-        row.baseline_success = Some(s0);
+        // The no-collective cell is its line's baseline: success is the trigger's rate S₀.
+        let b = baseline(cell)?;
+        fill_privacy(&mut row, &b.record);
+        row.clean_acc = Some(b.record.clean_accuracy.rate);
+        row.success = Some(b.s0);
+        row.success_lo = Some(b.s0_lo);
+        row.success_hi = Some(b.s0_hi);
+        row.success_all = Some(b.s0_all);
+        row.baseline_success = Some(b.s0);
+        row.wall_s = Some(b.record.wall_seconds);
         return Ok(row);
     }
     let cfg = run_config(cell, cell.alpha)?;
@@ -203,11 +216,11 @@ pub fn run_cell(cell: &Cell) -> Result<ResultRow, String> {
     row.success_hi = Some(s.non_target.hi);
     row.success_all = Some(s.all.rate);
     row.hardt_lb = Some(hardt::hardt_bound(cell.alpha, 1.0, xi, hardt::Suboptimality::None).map_err(|e| e.to_string())?.value);
-    let s0 = baseline(cell)?;
+    let s0 = baseline(cell)?.s0;
     row.baseline_success = Some(s0);
     if let Some(dp) = &rec.dp {
         let k = rec.collectives[0].members;
-        let c = ceiling_for(k, s0, dp.sample_rate, dp.noise_multiplier, dp.steps)?;
+        let c = ceiling_for(k, s0, dp)?;
         row.ceiling_ub = Some(c);
         if s.non_target.lo > c {
             row.flag = "ABOVE_CEILING".into();

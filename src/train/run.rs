@@ -164,7 +164,12 @@ impl RunConfig {
                 return Err(TrainError::Invalid { field: "target_epsilon", value: e.to_string(), reason: "needs DP training (--dp)" });
             }
         }
-        self.fit.check()?;
+        // With a target ε, σ is not known until calibration: check the rest.
+        let mut fit = self.fit.clone();
+        if let (Some(_), Some(dp)) = (self.target_epsilon, fit.dp.as_mut()) {
+            dp.noise_multiplier = 0.0;
+        }
+        fit.check()?;
         Ok(())
     }
 }
