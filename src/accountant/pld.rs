@@ -212,12 +212,30 @@ impl MixtureGaussian {
         acc
     }
 
+    /// Whether plain (non-log) tail probabilities are safe at x and e^{±ε}: every standardised
+    /// argument within ±30 (no underflow of Φ) and |ε| < 700 (no overflow of e^ε).
+    fn plain_ok(&self, x: f64, eps: f64) -> bool {
+        let s = self.sigma;
+        let m_max = self.comps.last().map_or(0.0, |c| c.1);
+        eps.abs() < 700.0 && (x / s).abs() < 30.0 && ((x - m_max) / s).abs() < 30.0
+    }
+
     /// Hockey-stick divergence of the remove direction, H_{e^ε}(P ‖ Q).
     pub fn delta_remove(&self, eps: f64) -> f64 {
         match self.loss_inverse(eps) {
             None => -eps.exp_m1(),
             Some(x) => {
-                let d = self.log_p_sf(x).exp() - (eps + log_ndtr(-x / self.sigma)).exp();
+                let s = self.sigma;
+                let d = if self.plain_ok(x, eps) {
+                    let q0 = ndtr(-x / s);
+                    let mut p = self.w0 * q0;
+                    for &(lw, m) in &self.comps {
+                        p += lw.exp() * ndtr((m - x) / s);
+                    }
+                    p - eps.exp() * q0
+                } else {
+                    self.log_p_sf(x).exp() - (eps + log_ndtr(-x / s)).exp()
+                };
                 d.clamp(0.0, 1.0)
             }
         }
@@ -228,7 +246,17 @@ impl MixtureGaussian {
         match self.loss_inverse(-eps) {
             None => 0.0,
             Some(x) => {
-                let d = ndtr(x / self.sigma) - (eps + self.log_p_cdf(x)).exp();
+                let s = self.sigma;
+                let d = if self.plain_ok(x, eps) {
+                    let q0 = ndtr(x / s);
+                    let mut p = self.w0 * q0;
+                    for &(lw, m) in &self.comps {
+                        p += lw.exp() * ndtr((x - m) / s);
+                    }
+                    q0 - eps.exp() * p
+                } else {
+                    ndtr(x / s) - (eps + self.log_p_cdf(x)).exp()
+                };
                 d.clamp(0.0, 1.0)
             }
         }
@@ -401,50 +429,80 @@ fn chernoff_bounds(parts: &[(&DiscretePld, u64)], tau: f64) -> (i64, i64) {
     (lo, hi.max(lo))
 }
 
-/// Composition of `parts` (each PLD composed `times` times), by one FFT per part.
+/// z^e by repeated squaring (≈ 2·log₂ e complex products, no transcendental functions).
+#[inline]
+fn cpow(mut b: Complex<f64>, mut e: u64) -> Complex<f64> {
+    let mut r = Complex::new(1.0, 0.0);
+    while e > 0 {
+        if e & 1 == 1 {
+            r *= b;
+        }
+        e >>= 1;
+        if e > 0 {
+            b *= b;
+        }
+    }
+    r
+}
+
+/// Composition of `parts` (each PLD composed `times` times) on the index range [lo, hi]:
+/// one real FFT per part (a length-N/2 complex FFT with the even/odd packing), the half
+/// spectrum raised to the power T, multiplied across parts, one inverse real FFT.
 fn compose(parts: &[(&DiscretePld, u64)], tau: f64, (lo, hi): (i64, i64)) -> DiscretePld {
     let d = parts[0].0.discretization;
     let out_len = (hi - lo + 1) as usize;
     let n_max = parts.iter().map(|(p, _)| p.probs.len()).max().unwrap_or(1);
-    let len = next_fast_len(out_len.max(n_max));
-    let t0=std::time::Instant::now();
+    let half = next_fast_len(out_len.max(n_max).div_ceil(2).max(1));
+    let n = 2 * half;
     let mut planner = FftPlanner::<f64>::new();
-    let fwd = planner.plan_fft_forward(len);
-    let inv = planner.plan_fft_inverse(len);
-    let mut acc = vec![Complex::new(1.0, 0.0); len];
-    let mut buf = vec![Complex::new(0.0, 0.0); len];
+    let fwd = planner.plan_fft_forward(half);
+    let inv = planner.plan_fft_inverse(half);
+    // Twiddles W^k = e^{−2πik/N}, k = 0..=half.
+    let tw: Vec<Complex<f64>> = (0..=half)
+        .map(|k| {
+            let (s, c) = (-2.0 * std::f64::consts::PI * k as f64 / n as f64).sin_cos();
+            Complex::new(c, s)
+        })
+        .collect();
+    let mut acc = vec![Complex::new(1.0, 0.0); half + 1];
+    let mut z = vec![Complex::new(0.0, 0.0); half];
     let mut base: i64 = 0;
     let mut log_keep = 0.0; // ln Π (1 − inf_i)^{T_i}
     for (p, t) in parts {
         base += p.lower * *t as i64;
         log_keep += *t as f64 * (-p.inf_mass).ln_1p();
-        buf.iter_mut().for_each(|c| *c = Complex::new(0.0, 0.0));
-        for (b, &x) in buf.iter_mut().zip(&p.probs) {
-            b.re = x;
+        z.iter_mut().for_each(|c| *c = Complex::new(0.0, 0.0));
+        for (i, &x) in p.probs.iter().enumerate() {
+            if i % 2 == 0 {
+                z[i / 2].re = x;
+            } else {
+                z[i / 2].im = x;
+            }
         }
-        fwd.process(&mut buf);
-        let tf = *t as f64;
-        for (a, c) in acc.iter_mut().zip(&buf) {
-            let r = c.norm();
-            if r == 0.0 {
-                *a = Complex::new(0.0, 0.0);
-                continue;
-            }
-            let lr = tf * r.ln();
-            if lr < -745.0 {
-                *a = Complex::new(0.0, 0.0);
-                continue;
-            }
-            let pw = if *t == 1 { *c } else { Complex::from_polar(lr.exp(), tf * c.arg()) };
-            *a *= pw;
+        fwd.process(&mut z);
+        // |X|^T underflows below e^{-745}: skip those bins (set to 0).
+        let r2_min = (-1490.0 / *t as f64).exp();
+        for k in 0..=half {
+            let zk = z[k % half];
+            let zc = z[(half - k) % half].conj();
+            let e = (zk + zc) * 0.5;
+            let o = (zk - zc) * Complex::new(0.0, -0.5);
+            let x = e + tw[k] * o;
+            acc[k] = if x.norm_sqr() < r2_min { Complex::new(0.0, 0.0) } else { acc[k] * cpow(x, *t) };
         }
     }
-    eprintln!("fwd+power {:?} len {len}", t0.elapsed());
-    inv.process(&mut acc);
-    let scale = 1.0 / len as f64;
-    let probs: Vec<f64> = (lo..=hi)
-        .map(|idx| acc[((idx - base).rem_euclid(len as i64)) as usize].re * scale)
-        .collect();
+    // Inverse real FFT of the Hermitian half spectrum acc[0..=half].
+    for k in 0..half {
+        let yk = acc[k];
+        let yc = acc[half - k].conj();
+        let e = (yk + yc) * 0.5;
+        let o = (yk - yc) * 0.5 * tw[k].conj();
+        z[k] = e + Complex::new(0.0, 1.0) * o;
+    }
+    inv.process(&mut z);
+    let scale = 1.0 / half as f64;
+    let at = |pos: usize| if pos % 2 == 0 { z[pos / 2].re } else { z[pos / 2].im } * scale;
+    let probs: Vec<f64> = (lo..=hi).map(|idx| at((idx - base).rem_euclid(n as i64) as usize)).collect();
     let inf_mass = (-log_keep.exp_m1() + tau).min(1.0);
     DiscretePld { discretization: d, lower: lo, probs, inf_mass }
 }
@@ -504,16 +562,13 @@ pub fn compose_pairs(parts: &[(MixtureGaussian, u64)], opts: &PldOptions) -> Res
                 })
                 .collect()
         };
-        let t0=std::time::Instant::now();
         let rem = build(true);
         let add = build(false);
         let rp: Vec<(&DiscretePld, u64)> = rem.iter().zip(parts).map(|(p, (_, t))| (p, *t)).collect();
         let ap: Vec<(&DiscretePld, u64)> = add.iter().zip(parts).map(|(p, (_, t))| (p, *t)).collect();
-        eprintln!("build {:?}", t0.elapsed());let t0=std::time::Instant::now();
         let tau = opts.tail_mass_truncation;
         let (rl, rh) = chernoff_bounds(&rp, tau);
         let (al, ah) = chernoff_bounds(&ap, tau);
-        eprintln!("chernoff {:?}", t0.elapsed());
         let need = ((rh - rl + 1).max(ah - al + 1)) as f64;
         if need > max_fft {
             d *= need / max_fft * 1.05;
