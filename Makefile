@@ -65,8 +65,9 @@ data: build
 
 # ---- the main job ----------------------------------------------------------------------------
 demo: build
-	$(BIN) sweep experiments/demo.toml --out results/demo
-	$(BIN) report results/demo/results.csv --out results/demo
+	$(BIN) sweep experiments/demo.toml --out target/demo
+	$(BIN) report target/demo/results.csv --out target/demo
+	@echo "demo: table target/demo/summary.md, plots target/demo/*.png"
 
 # ---- benchmarks ------------------------------------------------------------------------------
 bench: venv

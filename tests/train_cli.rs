@@ -85,3 +85,30 @@ fn same_seed_same_record_numbers() {
     assert_eq!(a["clean_accuracy"], b["clean_accuracy"]);
     assert_eq!(a["final_train_loss"], b["final_train_loss"]);
 }
+
+#[test]
+fn csv_dataset_string_with_options_trains_like_bank_marketing() {
+    // A bank-full.csv look-alike: ';'-separated, quoted, label column `y` with yes/no.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bank-like.csv");
+    let mut text = String::from("\"age\";\"job\";\"balance\";\"y\"\n");
+    for i in 0..200 {
+        let yes = i % 4 == 0;
+        let job = ["admin.", "technician", "services"][i % 3];
+        text += &format!("{};\"{}\";{};\"{}\"\n", 20 + i % 50, job, if yes { 3000 + i } else { i }, if yes { "yes" } else { "no" });
+    }
+    std::fs::write(&path, text).unwrap();
+    let spec = format!("csv:{},label=y,sep=;,positive=yes", path.display());
+    let out = dir.path().join("run.json");
+    let o = crowdout()
+        .args(["train", "--dataset", &spec, "--model", "softmax", "--epochs", "5", "--batch-size", "20", "--lr", "0.5", "--seed", "1", "--quiet", "--out"])
+        .arg(&out)
+        .args(["--collective", "alpha=0.1,target=1,trigger=offset:feature=0:shift_std=4"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(r["data"]["num_classes"], 2);
+    assert_eq!(r["data"]["n_train"].as_i64().unwrap() + r["data"]["n_test"].as_i64().unwrap(), 200);
+    assert_eq!(r["collectives"][0]["members"], 16); // ⌊0.1 · 160⌋ train records
+}

@@ -430,7 +430,7 @@ impl DatasetSpec {
 
 /// The names `FromStr` accepts, for help texts.
 pub const SPEC_NAMES: &str = "fashion-mnist, mnist, adult, fashion-mnist-mini, adult-mini, \
-     synthetic-images, synthetic-tabular, csv:PATH, cifar10:DIR";
+     synthetic-images, synthetic-tabular, csv:PATH[,label=COL][,sep=C][,positive=VALUE][,test_fraction=F][,seed=S], cifar10:DIR";
 
 impl FromStr for DatasetSpec {
     type Err = DataError;
@@ -448,14 +448,7 @@ impl FromStr for DatasetSpec {
             "synthetic-tabular" => Self::synthetic_tabular(),
             _ => {
                 if let Some(p) = s.strip_prefix("csv:").filter(|p| !p.is_empty()) {
-                    Self::Csv {
-                        path: PathBuf::from(p),
-                        label_column: csv_defaults::label_column(),
-                        separator: csv_defaults::SEPARATOR,
-                        positive_label: None,
-                        test_fraction: csv_defaults::TEST_FRACTION,
-                        seed: csv_defaults::SEED,
-                    }
+                    parse_csv_spec(p)?
                 } else if let Some(d) = s.strip_prefix("cifar10:").filter(|d| !d.is_empty()) {
                     Self::Cifar10 { dir: PathBuf::from(d) }
                 } else {
@@ -466,6 +459,38 @@ impl FromStr for DatasetSpec {
             }
         })
     }
+}
+
+/// `csv:PATH[,label=COL][,sep=C][,positive=VALUE][,test_fraction=F][,seed=S]` — the string form
+/// of [`DatasetSpec::Csv`] used by `--dataset` and sweep specs; unset options take
+/// [`csv_defaults`]. Example (UCI Bank Marketing): `csv:bank-full.csv,label=y,sep=;,positive=yes`.
+fn parse_csv_spec(text: &str) -> Result<DatasetSpec> {
+    let mut parts = text.split(',');
+    let path = parts.next().unwrap_or_default();
+    if path.is_empty() {
+        return Err(DataError::Spec(format!("`csv:{text}`: the path is empty")));
+    }
+    let (mut label_column, mut separator, mut positive_label) = (csv_defaults::label_column(), csv_defaults::SEPARATOR, None);
+    let (mut test_fraction, mut seed) = (csv_defaults::TEST_FRACTION, csv_defaults::SEED);
+    for opt in parts {
+        let bad = |why: &str| DataError::Spec(format!("`csv:{text}`: option `{opt}` {why}"));
+        let (k, v) = opt.split_once('=').ok_or_else(|| bad("is not key=value"))?;
+        match k.trim() {
+            "label" => label_column = v.to_string(),
+            "sep" => {
+                let mut c = v.chars();
+                separator = match (c.next(), c.next()) {
+                    (Some(ch), None) => ch,
+                    _ => return Err(bad("must be a single character")),
+                };
+            }
+            "positive" => positive_label = Some(v.to_string()),
+            "test_fraction" => test_fraction = v.parse().map_err(|_| bad("is not a number"))?,
+            "seed" => seed = v.parse().map_err(|_| bad("is not a non-negative integer"))?,
+            _ => return Err(bad("is unknown (expected label, sep, positive, test_fraction, seed)")),
+        }
+    }
+    Ok(DatasetSpec::Csv { path: PathBuf::from(path), label_column, separator, positive_label, test_fraction, seed })
 }
 
 /// Load `spec` with verification as set by the environment ([`LoadOptions::from_env`]).
