@@ -215,7 +215,7 @@ where
         chart
             .draw_series(DashedLineSeries::new(h, 10, 6, BLACK.stroke_width(2)))
             .map_err(e2s)?
-            .label("Hardt et al. lower bound (black dashed)")
+            .label("Hardt et al. bound, Bayes-optimal learner (black dashed)")
             .legend(legend_line(BLACK));
     }
     let has = |f: fn(&super::analysis::Point) -> bool| {

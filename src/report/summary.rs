@@ -56,7 +56,7 @@ pub fn markdown(
     let _ = writeln!(md, "## Bound checks (all finished cells)\n");
     let _ = writeln!(md, "| check | cells satisfying it |");
     let _ = writeln!(md, "|---|---|");
-    let _ = writeln!(md, "| success ≥ Hardt lower bound | {} |", checks.above_hardt.fmt());
+    let _ = writeln!(md, "| success ≥ Hardt bound (holds for a Bayes-optimal learner only: a prediction for trained networks) | {} |", checks.above_hardt.fmt());
     let _ = writeln!(
         md,
         "| success ≥ DP-SGD lower bound (guarantee) | {} |",
