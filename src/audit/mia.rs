@@ -58,7 +58,7 @@ impl Default for MiaConfig {
             non_members: 300,
             model: ModelKind::Mlp,
             hidden: vec![128],
-            fit: FitConfig { epochs: 100.0, batch_size: 300, lr: 0.5, ..FitConfig::default() },
+            fit: FitConfig { epochs: 300.0, batch_size: 300, lr: 0.5, ..FitConfig::default() },
             shadows: 8,
             collective: None,
             seed: Some(0),
