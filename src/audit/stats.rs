@@ -139,9 +139,7 @@ fn check_common(delta: f64, beta: f64) -> Result<(), AuditError> {
 /// Multi-run audit bound (Jagielski et al. 2020): scores of runs trained **with** the canary
 /// group of `k` records (`ins`) and **without** it (`outs`), higher = "more likely in". Returns the
 /// per-record ε lower bound that holds with probability ≥ 1 − `beta` over the runs' randomness.
-/// NaN scores count as wrong guesses on both sides (they are never ≥ t and always "< t" fails…
-/// conservatively: a NaN in-score is a false negative, a NaN out-score is not a false positive, so
-/// NaNs are rejected instead).
+/// A NaN score (a diverged run) is an error: it has no place on either side of a threshold.
 pub fn multi_run_bound(ins: &[f64], outs: &[f64], delta: f64, beta: f64, k: u64, rule: ThresholdRule) -> Result<RateBound, AuditError> {
     check_common(delta, beta)?;
     if ins.iter().chain(outs).any(|s| s.is_nan()) {

@@ -76,6 +76,9 @@ pub struct AuditArgs {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// libtorch intra-op threads (the audit's models are small: one thread avoids contention).
+    #[arg(long, global = true, default_value_t = 1)]
+    pub threads: i32,
 }
 
 #[derive(Subcommand, Debug)]
@@ -239,6 +242,10 @@ pub struct MiaArgs {
 }
 
 pub fn run(args: AuditArgs) -> anyhow::Result<()> {
+    if args.threads < 1 {
+        bail!("--threads {} must be ≥ 1", args.threads);
+    }
+    tch::set_num_threads(args.threads);
     match args.which {
         Which::Canary(a) => canary(a, args.json),
         Which::OneRun(a) => one_run(a, args.json),
