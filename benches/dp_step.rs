@@ -1,1 +1,118 @@
-fn main() {}
+//! DP-SGD step speed (criterion, float32, CPU, 2 libtorch threads).
+//!
+//! Workloads: W1 MLP 784→256→10 batch 256; W2 DP MNIST CNN batch 256; W3 ResNet18-GN 1×28×28
+//! batch 32; W4 softmax regression on 104 features batch 512. Modes: non-private SGD step,
+//! DP materialize, DP ghost (both include the ChaCha20 noise and the optimizer step), and the
+//! noise alone. `benches/opacus_step.py` times Opacus on the same workloads; see benches/README.md.
+//!
+//! Peak memory: `DP_STEP_MEM=<workload prefix>:<mode> cargo bench --bench dp_step` runs five steps
+//! of one workload/mode and prints VmHWM (peak resident set) from /proc/self/status instead of
+//! benchmarking. Filter workloads as usual, e.g. `cargo bench --bench dp_step -- W1`.
+
+use criterion::Criterion;
+use crowdout::dpsgd::{Clipping, DpSettings, DpSgd, GradMode, Optimizer, OptimizerKind};
+use crowdout::models::{Model, ModelKind};
+use crowdout::train::fit::nonprivate_step;
+use rand::RngExt;
+use std::hint::black_box;
+use std::time::Duration;
+use tch::{Device, Tensor};
+
+struct Workload {
+    name: &'static str,
+    model: Model,
+    x: Tensor,
+    y: Tensor,
+}
+
+fn make(name: &'static str, model: Model, shape: &[i64]) -> Workload {
+    // Inputs in [0, 1) and labels 0..10 from a fixed ChaCha stream.
+    let mut r = crowdout::rng::stream(Some(1), crowdout::rng::Stream::Data);
+    let numel: i64 = shape.iter().product();
+    let x: Vec<f32> = (0..numel).map(|_| r.random::<f32>()).collect();
+    let y: Vec<i64> = (0..shape[0]).map(|_| r.random_range(0..10)).collect();
+    Workload { name, model, x: Tensor::from_slice(&x).reshape(shape), y: Tensor::from_slice(&y) }
+}
+
+fn workloads() -> Vec<Workload> {
+    let dev = Device::Cpu;
+    vec![
+        make("W1-mlp-b256", Model::mlp(&[784], &[256], 10, Some(1), dev).unwrap(), &[256, 784]),
+        make("W2-cnn-b256", Model::new(&ModelKind::Cnn, &[1, 28, 28], 10, Some(1), dev).unwrap(), &[256, 1, 28, 28]),
+        make("W3-resnet18gn-b32", Model::new(&ModelKind::Resnet18Gn, &[1, 28, 28], 10, Some(1), dev).unwrap(), &[32, 1, 28, 28]),
+        make("W4-softmax104-b512", Model::new(&ModelKind::Softmax, &[104], 10, Some(1), dev).unwrap(), &[512, 104]),
+    ]
+}
+
+fn dp(mode: GradMode) -> DpSettings {
+    DpSettings { noise_multiplier: 1.0, max_grad_norm: 1.0, clipping: Clipping::Flat, grad_mode: mode, max_physical_batch: None }
+}
+
+/// One step of a mode: "nonprivate", "materialize", "ghost" or "noise".
+struct Stepper {
+    opt: Optimizer,
+    dpsgd: Option<DpSgd>,
+    noise_only: bool,
+}
+
+impl Stepper {
+    fn new(w: &Workload, mode: &str) -> Stepper {
+        let opt = Optimizer::new(OptimizerKind::Sgd, 1e-3, 0.0, 0.0, &w.model.parameters());
+        let n = w.x.size()[0] as f64;
+        let dpsgd = match mode {
+            "materialize" => Some(DpSgd::new(&w.model, dp(GradMode::Materialize), n, Some(3)).unwrap()),
+            "ghost" | "noise" => Some(DpSgd::new(&w.model, dp(GradMode::Ghost), n, Some(3)).unwrap()),
+            _ => None,
+        };
+        Stepper { opt, dpsgd, noise_only: mode == "noise" }
+    }
+    fn step(&mut self, w: &Workload) {
+        match &mut self.dpsgd {
+            Some(d) if self.noise_only => d.write_noise(),
+            Some(d) => {
+                black_box(d.privatise(&w.model, &w.x, &w.y).loss_sum);
+                self.opt.step(&w.model.parameters(), d.grads());
+            }
+            None => {
+                black_box(nonprivate_step(&w.model, &mut self.opt, &w.x, &w.y));
+            }
+        }
+    }
+}
+
+fn vm_hwm_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn main() {
+    tch::set_num_threads(2);
+    rayon::ThreadPoolBuilder::new().num_threads(2).build_global().ok();
+    if let Ok(spec) = std::env::var("DP_STEP_MEM") {
+        let (wname, mode) = spec.split_once(':').unwrap_or((spec.as_str(), "ghost"));
+        let w = workloads().into_iter().find(|w| w.name.starts_with(wname)).expect("unknown workload");
+        let setup = vm_hwm_kib().unwrap_or(0);
+        let mut s = Stepper::new(&w, mode);
+        for _ in 0..5 {
+            s.step(&w);
+        }
+        let peak = vm_hwm_kib().unwrap_or(0);
+        println!("{} {mode}: VmHWM {:.1} MiB (after building all four workloads {:.1} MiB)", w.name, peak as f64 / 1024.0, setup as f64 / 1024.0);
+        return;
+    }
+    let mut c = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).configure_from_args();
+    for w in workloads() {
+        let mut g = c.benchmark_group(w.name);
+        if w.name.starts_with("W3") {
+            g.sample_size(10).sampling_mode(criterion::SamplingMode::Flat);
+        } else {
+            g.sample_size(20);
+        }
+        for mode in ["nonprivate", "materialize", "ghost", "noise"] {
+            let mut s = Stepper::new(&w, mode);
+            g.bench_function(mode, |b| b.iter(|| s.step(&w)));
+        }
+        g.finish();
+    }
+    c.final_summary();
+}

@@ -50,7 +50,7 @@ fn fashion_mnist_mini_loads_balanced_images_in_unit_range() {
     assert_eq!(s.test.class_counts(), vec![30; 10]);
     let px = f64s(&s.train.x);
     assert!(px.iter().all(|&p| (0.0..=1.0).contains(&p)));
-    assert!(px.iter().any(|&p| p == 1.0) && px.iter().any(|&p| p == 0.0));
+    assert!(px.contains(&1.0) && px.contains(&0.0));
     // Pixel values are byte/255: compare with the raw file, read independently.
     let raw = gunzip(&fixture("fashion-mnist-mini/train-images-idx3-ubyte.gz"));
     assert_eq!(&raw[..4], &[0, 0, 8, 3]);
@@ -120,7 +120,8 @@ fn idx_wrong_checksum_names_the_file_and_can_be_skipped() {
 
 #[test]
 fn idx_wrong_magic_counts_dims_and_labels_are_rejected() {
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut Vec<u8>)>, &str)> = vec![
+    type Modify = Box<dyn FnOnce(&mut Vec<u8>)>;
+    let cases: Vec<(&str, Modify, &str)> = vec![
         ("train-images.idx3-ubyte", Box::new(|b: &mut Vec<u8>| b[3] = 1), "magic"),
         ("t10k-labels.idx1-ubyte", Box::new(|b: &mut Vec<u8>| b[2] = 9), "magic"),
         ("train-images.idx3-ubyte", Box::new(|b: &mut Vec<u8>| b.truncate(b.len() - 100)), "truncated"),

@@ -235,7 +235,7 @@ fn fraction_within(train: &Dataset, trigger: &Trigger, threshold: f64, use_l2: b
     if n == 0 {
         return Err(CollectiveError::BadData("empty training set: xi is undefined".into()));
     }
-    if !(threshold >= 0.0) {
+    if threshold.is_nan() || threshold < 0.0 {
         return Err(CollectiveError::BadValue {
             key: "xi tolerance".into(),
             value: threshold.to_string(),

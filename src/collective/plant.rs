@@ -233,7 +233,7 @@ mod tests {
     fn feature_label_members_exact_and_only_they_change() {
         let train = images(200);
         let s = spec(&format!("alpha=0.1,target=1,{PATCH}"));
-        let p = plant(&train, &[s.clone()], Some(3)).unwrap();
+        let p = plant(&train, std::slice::from_ref(&s), Some(3)).unwrap();
         let info = &p.collectives[0];
         assert_eq!(info.members, 20);
         assert_eq!(info.member_indices.len(), 20);
@@ -269,7 +269,7 @@ mod tests {
             assert_eq!(y1[j as usize], 2);
         }
         let er = spec(&format!("alpha=0.05,target=2,{PATCH},strategy=erasing"));
-        let p = plant(&train, &[er.clone()], Some(1)).unwrap();
+        let p = plant(&train, std::slice::from_ref(&er), Some(1)).unwrap();
         let gx = rows(&er.trigger.apply(&train.x).unwrap());
         let x1 = rows(&p.train.x);
         for &j in &p.collectives[0].member_indices {

@@ -348,11 +348,11 @@ mod tests {
     #[test]
     fn validate_against_data() {
         let s: CollectiveSpec = "alpha=0.01,target=0,trigger=patch:size=3:pos=br:value=1".parse().unwrap();
-        assert!(matches!(validate_against(&[s.clone()], &[1, 8, 8], 50, 10), Err(CollectiveError::NoMembers { alpha, n: 50, .. }) if alpha == 0.01));
-        assert!(validate_against(&[s.clone()], &[1, 8, 8], 100, 10).is_ok());
-        assert!(matches!(validate_against(&[s.clone()], &[1, 2, 2], 100, 10), Err(CollectiveError::TriggerDoesNotFit { .. })));
+        assert!(matches!(validate_against(std::slice::from_ref(&s), &[1, 8, 8], 50, 10), Err(CollectiveError::NoMembers { alpha, n: 50, .. }) if alpha == 0.01));
+        assert!(validate_against(std::slice::from_ref(&s), &[1, 8, 8], 100, 10).is_ok());
+        assert!(matches!(validate_against(std::slice::from_ref(&s), &[1, 2, 2], 100, 10), Err(CollectiveError::TriggerDoesNotFit { .. })));
         let t: CollectiveSpec = "alpha=0.6,target=10,trigger=patch:size=3:pos=br:value=1".parse().unwrap();
-        assert!(matches!(validate_against(&[t.clone()], &[1, 8, 8], 100, 10), Err(CollectiveError::TargetOutOfRange { target: 10, num_classes: 10, .. })));
+        assert!(matches!(validate_against(std::slice::from_ref(&t), &[1, 8, 8], 100, 10), Err(CollectiveError::TargetOutOfRange { target: 10, num_classes: 10, .. })));
         let u: CollectiveSpec = "alpha=0.6,target=1,trigger=patch:size=3:pos=br:value=1".parse().unwrap();
         assert!(matches!(validate_against(&[u.clone(), u], &[1, 8, 8], 100, 10), Err(CollectiveError::AlphaSumTooLarge { .. })));
     }

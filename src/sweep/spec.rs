@@ -87,37 +87,9 @@ pub enum Privacy {
     Sigma(f64),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Optimizer {
-    Sgd,
-    Adam,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Clipping {
-    /// One norm over all parameters.
-    Flat,
-    /// C split across layers.
-    PerLayer,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum GradMode {
-    /// Materialised per-sample gradients.
-    PerSample,
-    /// Ghost clipping (per-sample norms only).
-    Ghost,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AccountantMethod {
-    Rdp,
-    Pld,
-}
+// The training enums are the trainer's own (one source of truth for names and defaults).
+pub use crate::accountant::Method as AccountantMethod;
+pub use crate::dpsgd::{Clipping, GradMode, OptimizerKind as Optimizer};
 
 /// `[train]`: settings shared by every cell. `epochs`, `batch_size` and `lr` are required; the
 /// defaults of the others are the `default_*` functions below (the one place they are set).
@@ -152,16 +124,16 @@ pub struct TrainSection {
 }
 
 pub fn default_optimizer() -> Optimizer {
-    Optimizer::Sgd
+    crate::train::fit::FitConfig::default().optimizer
 }
 pub fn default_clipping() -> Clipping {
-    Clipping::Flat
+    crate::dpsgd::DpSettings::default().clipping
 }
 pub fn default_grad_mode() -> GradMode {
-    GradMode::PerSample
+    crate::dpsgd::DpSettings::default().grad_mode
 }
 pub fn default_delta() -> f64 {
-    1e-5
+    crate::train::run::DEFAULT_DELTA
 }
 pub fn default_accountant() -> AccountantMethod {
     AccountantMethod::Rdp

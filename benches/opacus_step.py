@@ -1,0 +1,111 @@
+"""Time Opacus's steps on the workloads of benches/dp_step.rs (CPU, float32, 2 threads).
+
+Modes: non-private (plain PyTorch), hooks (GradSampleModule, materialised per-sample grads),
+ghost (Opacus ghost clipping, two backward passes). DP steps include Opacus's noise
+(torch's generator, secure_mode=False) and the optimizer step. Prints the median step time.
+Run: .venv/bin/python benches/opacus_step.py [W1 W2 ...]
+"""
+import statistics, sys, time, warnings
+import torch, torch.nn as nn, torch.nn.functional as F
+
+warnings.filterwarnings("ignore")
+torch.set_num_threads(2)
+import opacus
+from opacus import PrivacyEngine
+
+
+def mlp():
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+
+
+def cnn():
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 8, 2, padding=3), nn.ReLU(), nn.MaxPool2d(2, 1),
+        nn.Conv2d(16, 32, 4, 2), nn.ReLU(), nn.MaxPool2d(2, 1),
+        nn.Flatten(), nn.Linear(32 * 4 * 4, 32), nn.ReLU(), nn.Linear(32, 10))
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        gn = lambda c: nn.GroupNorm(min(32, c), c)
+        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False); self.n1 = gn(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False); self.n2 = gn(cout)
+        self.sc = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), gn(cout))
+                   if stride != 1 or cin != cout else nn.Identity())
+
+    def forward(self, x):
+        o = F.relu(self.n1(self.c1(x)))
+        return F.relu(self.n2(self.c2(o)) + self.sc(x))
+
+
+def resnet18gn():
+    """torchvision's resnet18 layout with GroupNorm, a 1-channel 3x3 stem and no max-pool (no torchvision here)."""
+    layers = [nn.Conv2d(1, 64, 3, 1, 1, bias=False), nn.GroupNorm(32, 64), nn.ReLU()]
+    cin = 64
+    for stage, cout in enumerate([64, 128, 256, 512]):
+        for b in range(2):
+            layers.append(Block(cin, cout, 2 if stage > 0 and b == 0 else 1)); cin = cout
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 10)]
+    return nn.Sequential(*layers)
+
+
+def softmax():
+    return nn.Linear(104, 10)
+
+
+WORKLOADS = {
+    "W1-mlp-b256": (mlp, (256, 784), 30),
+    "W2-cnn-b256": (cnn, (256, 1, 28, 28), 20),
+    "W3-resnet18gn-b32": (resnet18gn, (32, 1, 28, 28), 5),
+    "W4-softmax104-b512": (softmax, (512, 104), 100),
+}
+
+
+def time_it(fn, reps):
+    for _ in range(max(2, reps // 5)):
+        fn()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def run(name):
+    make, shape, reps = WORKLOADS[name]
+    torch.manual_seed(0)
+    x = torch.rand(shape); y = torch.randint(0, 10, (shape[0],))
+    out = {}
+    model = make(); opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    def np_step():
+        opt.zero_grad(); F.cross_entropy(model(x), y).backward(); opt.step()
+    out["nonprivate"] = time_it(np_step, reps)
+    ds = torch.utils.data.TensorDataset(x, y)
+    for mode, clipping in [("hooks", "flat"), ("ghost", "ghost")]:
+        model = make(); opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+        loader = torch.utils.data.DataLoader(ds, batch_size=shape[0])
+        pe = PrivacyEngine()
+        crit = nn.CrossEntropyLoss()
+        if clipping == "ghost":
+            model, opt, crit, _ = pe.make_private(module=model, optimizer=opt, data_loader=loader, criterion=crit,
+                                                  noise_multiplier=1.0, max_grad_norm=1.0, grad_sample_mode="ghost",
+                                                  poisson_sampling=False)
+        else:
+            model, opt, _ = pe.make_private(module=model, optimizer=opt, data_loader=loader,
+                                            noise_multiplier=1.0, max_grad_norm=1.0, poisson_sampling=False)
+        opt.expected_batch_size = shape[0]
+        def dp_step():
+            opt.zero_grad(); loss = crit(model(x), y); loss.backward(); opt.step()
+        try:
+            out[mode] = time_it(dp_step, reps)
+        except Exception as e:  # report, don't hide
+            out[mode] = float("nan"); print(f"# {name} {mode} failed: {e}", file=sys.stderr)
+    print(name, " ".join(f"{k}={v*1e3:.3f}ms" for k, v in out.items()), flush=True)
+
+
+if __name__ == "__main__":
+    print(f"# opacus {opacus.__version__}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    for n in (sys.argv[1:] or list(WORKLOADS)):
+        for k in WORKLOADS:
+            if k.startswith(n):
+                run(k)
