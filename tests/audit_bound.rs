@@ -6,6 +6,7 @@
 //! ε(α) = Tα/(2σ²) (Mironov 2017, Prop. 7), and ε = min_{α>1} ε(α) + ln(1/δ)/(α − 1) is a valid
 //! (ε, δ) upper bound; it is minimised here over a fine grid of α.
 
+use crowdout::accountant::{self, Method, Phase};
 use crowdout::audit::{self, CanaryLabel, MultiRunConfig, OneRunConfig, ThresholdRule, TrainSpec};
 use crowdout::collective::Trigger;
 use crowdout::data::{self, DataDir, DatasetSpec, Limits};
@@ -65,9 +66,21 @@ fn audited_lower_bound_never_exceeds_accountant_epsilon() {
             // the audit module's own exact full-batch ε lies between them
             assert!(r.bound.epsilon_lb <= audit::stats::full_batch_exact_epsilon(sigma, STEPS, DELTA));
         }
+        // and below the crate's accountant (PLD, tight for q = 1)
+        let pld = accountant::epsilon(Method::Pld, &[Phase { q: 1.0, sigma, steps: STEPS }], DELTA).unwrap().epsilon;
+        assert!(pld <= acct + 1e-6, "PLD {pld} above the RDP bound {acct}");
         let cfg = OneRunConfig { train: train(sigma), guesses: Vec::new(), delta: DELTA, beta: 0.05, seed: Some(3) };
         let r = audit::one_run(&s.train, &canaries, &cfg, Device::Cpu, &mut |_, _| {}).unwrap();
         assert!(r.epsilon_lb <= acct, "one-run ε = {eps}: audited {} > accountant {acct}", r.epsilon_lb);
         assert_eq!(r.inclusion.len(), 100);
     }
+
+    // Poisson subsampling (q = 0.5): the accountant's subsampled-Gaussian ε bounds the audit too.
+    let sigma = 1.0;
+    let eps = accountant::epsilon(Method::Pld, &[Phase { q: 0.5, sigma, steps: STEPS }], DELTA).unwrap().epsilon;
+    let mut t = train(sigma);
+    t.sample_rate = 0.5;
+    let cfg = MultiRunConfig { runs: 20, train: t, delta: DELTA, beta: 0.05, rule: ThresholdRule::Split, seed: Some(4) };
+    let r = audit::multi_run(&s.train, &canary, &cfg, Device::Cpu, &mut |_, _| {}).unwrap();
+    assert!(r.bound.epsilon_lb <= eps, "q = 0.5: audited {} > accountant {eps}", r.bound.epsilon_lb);
 }

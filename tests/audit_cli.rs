@@ -18,7 +18,8 @@ fn canary_json_reports_bound_below_accountant() {
     let v = json(&["audit", "canary", "--json", "--runs", "4", "--n-train", "40", "--steps", "5", "--epsilon", "2", "--seed", "3"]);
     let lb = v["bound"]["epsilon_lb"].as_f64().unwrap();
     let eps = v["accountant_epsilon"].as_f64().unwrap();
-    assert!((eps - 2.0).abs() < 1e-6, "calibrated ε {eps}");
+    // the accountant calibrates σ so that ε ≤ target, within its tolerance
+    assert!(eps <= 2.0 + 1e-9 && eps > 1.95, "calibrated ε {eps}");
     assert!(lb >= 0.0 && lb <= eps);
     assert_eq!(v["scores_in"].as_array().unwrap().len(), 4);
     assert_eq!(v["n_base"].as_u64(), Some(40));

@@ -1,13 +1,12 @@
 //! `crowdout audit`: empirical privacy audits (`canary`, `one-run`) and membership inference
 //! (`mia`), as text or `--json`.
 //!
-//! The accountant's ε (and σ for `--epsilon`) comes from [`acct`]. Until `crowdout::accountant` is
-//! merged into this branch, [`acct`] is a local stand-in with the same API that covers the
-//! full-batch case q = 1 exactly (the T-fold Gaussian mechanism) and refuses q < 1.
-//! To wire the real accountant, replace `mod acct { … }` by `use crowdout::accountant as acct;`.
+//! The accountant's ε (and σ for `--epsilon`) comes from `crowdout::accountant` (PLD by default,
+//! RDP with `--accountant rdp`) for the same (q, σ, T, δ) as the audited training.
 
 use anyhow::{bail, Context};
-use clap::{Args, Subcommand, ValueEnum};
+use crowdout::accountant::{self as acct, Method};
+use clap::{Args, Subcommand};
 use crowdout::audit::{self, CanaryLabel, MiaConfig, MultiRunConfig, OneRunConfig, ThresholdRule, TrainSpec};
 use crowdout::collective::{CollectiveSpec, Trigger};
 use crowdout::data::{self, DataDir, DatasetSpec, Limits};
@@ -16,58 +15,6 @@ use crowdout::dpsgd::{DpSettings, OptimizerKind};
 use crowdout::models::ModelKind;
 use crowdout::train::fit::{dp_steps, FitConfig};
 use indicatif::{ProgressBar, ProgressStyle};
-
-/// Stand-in for `crowdout::accountant` (same names and signatures) covering q = 1 only.
-mod acct {
-    use crowdout::audit::stats;
-
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Method {
-        Rdp,
-        Pld,
-    }
-
-    #[derive(Debug, Clone, Copy, PartialEq)]
-    pub struct Phase {
-        pub q: f64,
-        pub sigma: f64,
-        pub steps: u64,
-    }
-
-    #[derive(Debug, Clone, Copy, PartialEq)]
-    pub struct EpsilonReport {
-        pub epsilon: f64,
-        pub optimal_order: Option<f64>,
-    }
-
-    fn full_batch(method: Method, sigma: f64, steps: u64, delta: f64) -> f64 {
-        match method {
-            Method::Rdp => stats::full_batch_rdp_epsilon(sigma, steps, delta),
-            Method::Pld => stats::full_batch_exact_epsilon(sigma, steps, delta),
-        }
-    }
-
-    fn only_q1(q: f64) -> anyhow::Result<()> {
-        if q != 1.0 {
-            anyhow::bail!(
-                "not implemented in this build: accounting for Poisson-subsampled DP-SGD (q = {q} < 1) needs \
-                 crowdout::accountant, which is not merged into the audit branch yet; use --sample-rate 1"
-            );
-        }
-        Ok(())
-    }
-
-    pub fn epsilon(method: Method, phases: &[Phase], delta: f64) -> anyhow::Result<EpsilonReport> {
-        let [p] = phases else { anyhow::bail!("the stand-in accountant takes exactly one phase") };
-        only_q1(p.q)?;
-        Ok(EpsilonReport { epsilon: full_batch(method, p.sigma, p.steps, delta), optimal_order: None })
-    }
-
-    pub fn calibrate_sigma(method: Method, target_epsilon: f64, delta: f64, q: f64, steps: u64) -> anyhow::Result<f64> {
-        only_q1(q)?;
-        Ok(stats::calibrate_decreasing(target_epsilon, &|s| full_batch(method, s, steps, delta))?)
-    }
-}
 
 #[derive(Args, Debug)]
 pub struct AuditArgs {
@@ -89,24 +36,6 @@ pub enum Which {
     OneRun(OneRunArgs),
     /// Membership inference (loss threshold and LiRA), optionally with a collective planted.
     Mia(MiaArgs),
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum AccountantChoice {
-    /// Privacy-loss distribution (for q = 1: the exact Gaussian ε).
-    #[default]
-    Pld,
-    /// Rényi DP (an upper bound on ε).
-    Rdp,
-}
-
-impl AccountantChoice {
-    fn method(self) -> acct::Method {
-        match self {
-            AccountantChoice::Pld => acct::Method::Pld,
-            AccountantChoice::Rdp => acct::Method::Rdp,
-        }
-    }
 }
 
 /// Data, model, DP-SGD and confidence flags shared by `canary` and `one-run`.
@@ -148,7 +77,7 @@ pub struct CommonArgs {
     #[arg(long, default_value_t = 0.95)]
     pub confidence: f64,
     #[arg(long, value_enum, default_value = "pld")]
-    pub accountant: AccountantChoice,
+    pub accountant: Method,
     /// The canary's trigger (the collective's g; grammar as in --collective's trigger=).
     #[arg(long, default_value = "patch:size=4:pos=br:value=1")]
     pub trigger: Trigger,
@@ -234,7 +163,7 @@ pub struct MiaArgs {
     #[arg(long, default_value_t = 1e-5)]
     pub delta: f64,
     #[arg(long, value_enum, default_value = "pld")]
-    pub accountant: AccountantChoice,
+    pub accountant: Method,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     #[arg(long, value_enum, default_value = "cpu")]
@@ -268,7 +197,7 @@ fn positive(flag: &str, v: f64) -> anyhow::Result<()> {
 }
 
 /// σ from --noise-multiplier or --epsilon (calibrated), and the accountant's ε for it.
-fn privacy(method: acct::Method, sigma: Option<f64>, eps: Option<f64>, q: f64, steps: u64, delta: f64) -> anyhow::Result<(f64, f64)> {
+fn privacy(method: Method, sigma: Option<f64>, eps: Option<f64>, q: f64, steps: u64, delta: f64) -> anyhow::Result<(f64, f64)> {
     let sigma = match (sigma, eps) {
         (Some(s), None) => {
             if !(s.is_finite() && s >= 0.0) {
@@ -320,7 +249,7 @@ fn prepare(c: &CommonArgs) -> anyhow::Result<Prepared> {
     if !c.hidden.is_empty() && c.model != ModelKind::Mlp {
         bail!("--hidden applies to --model mlp only");
     }
-    let (sigma, accountant_eps) = privacy(c.accountant.method(), c.noise_multiplier, c.epsilon, c.sample_rate, c.steps, c.delta)?;
+    let (sigma, accountant_eps) = privacy(c.accountant, c.noise_multiplier, c.epsilon, c.sample_rate, c.steps, c.delta)?;
     let split = data::load(&c.dataset, &DataDir::from_env(), &Limits { train: Some(c.n_train), test: None })
         .with_context(|| format!("loading --dataset {}", c.dataset.name()))?;
     if (split.train.len() as usize) < c.n_train {
@@ -373,7 +302,7 @@ fn canary(a: CanaryArgs, json: bool) -> anyhow::Result<()> {
         println!("  DP-SGD: q = {}, σ = {:.4}, C = {}, T = {}, δ = {}", report.sample_rate, report.noise_multiplier, report.max_grad_norm, report.steps, report.delta);
         println!("  threshold {:.4} ({:?}): FP {}/{} (FPR ≤ {:.4}), FN {}/{} (FNR ≤ {:.4})", b.threshold, report.rule, b.false_pos, b.n_out, b.fpr_ub, b.false_neg, b.n_in, b.fnr_ub);
         println!("  audited ε lower bound ({:.0}% confidence): {}", 100.0 * report.confidence, fmt_eps(b.epsilon_lb));
-        println!("  accountant ε ({:?}): {}", c.accountant, fmt_eps(p.accountant_eps));
+        println!("  accountant ε ({}): {}", c.accountant, fmt_eps(p.accountant_eps));
         verdict(b.epsilon_lb, p.accountant_eps);
     }
     Ok(())
@@ -409,7 +338,7 @@ fn one_run(a: OneRunArgs, json: bool) -> anyhow::Result<()> {
             println!("  g = {:>4}: {}/{} guesses right → ε ≥ {}", ch.guesses_each, ch.v, ch.r, fmt_eps(ch.epsilon_lb));
         }
         println!("  audited ε lower bound ({:.0}% confidence, Bonferroni over {} guess counts): {}", 100.0 * report.confidence, report.choices.len(), fmt_eps(report.epsilon_lb));
-        println!("  accountant ε ({:?}): {}", c.accountant, fmt_eps(p.accountant_eps));
+        println!("  accountant ε ({}): {}", c.accountant, fmt_eps(p.accountant_eps));
         verdict(report.epsilon_lb, p.accountant_eps);
     }
     Ok(())
@@ -431,7 +360,7 @@ fn mia(a: MiaArgs, json: bool) -> anyhow::Result<()> {
         (None, None)
     } else {
         let steps = dp_steps(a.epochs, q);
-        let (sigma, eps) = privacy(a.accountant.method(), a.noise_multiplier, a.epsilon, q, steps, a.delta)?;
+        let (sigma, eps) = privacy(a.accountant, a.noise_multiplier, a.epsilon, q, steps, a.delta)?;
         (Some(DpSettings { noise_multiplier: sigma, max_grad_norm: a.max_grad_norm, ..DpSettings::default() }), Some(eps))
     };
     let cfg = MiaConfig {
