@@ -127,7 +127,7 @@ fn candidates(scores: &[&[f64]]) -> Vec<f64> {
 }
 
 fn check_common(delta: f64, beta: f64) -> Result<(), AuditError> {
-    if !(delta >= 0.0 && delta < 1.0) {
+    if !(0.0..1.0).contains(&delta) {
         return Err(AuditError::Invalid { field: "delta", value: delta.to_string(), reason: "must be in [0, 1)" });
     }
     if !(beta > 0.0 && beta < 1.0) {
