@@ -7,6 +7,7 @@
 //! * fractional α: the two-sided series of MTZ 2019 Section 3.3, split at
 //!   z₀ = σ² ln(1/q − 1) + ½, each term weighted by ½·erfc(·), summed until both terms < e^{−30};
 //! * q = 1: RDP(α) = α/(2σ²) (the Gaussian mechanism).
+//!
 //! All sums run in log space ([`SignedLog`]); none overflows. The same algorithm as Opacus
 //! (`opacus/accountants/analysis/rdp.py`), so results agree with it to floating-point accuracy.
 //!
