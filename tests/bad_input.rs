@@ -174,6 +174,8 @@ fn cases() -> Vec<Case> {
         case("train: lr -1", &train(&["--lr", "-1"]), ERR, &["lr = -1", "> 0"]),
         case("train: batch size 0", &train(&["--batch-size", "0"]), ERR, &["batch_size = 0"]),
         case("train: momentum 1", &train(&["--momentum", "1"]), ERR, &["momentum = 1", "[0, 1)"]),
+        case("train: train limit 0", &["train", "--dataset", "fashion-mnist-mini", "--model", "softmax", "--train-limit", "0", "--epochs", "0.1", "--quiet"], ERR, &["training set = 0 examples", "--train-limit"]),
+        case("train: test limit 0", &["train", "--dataset", "fashion-mnist-mini", "--model", "softmax", "--train-limit", "50", "--test-limit", "0", "--epochs", "0.1", "--quiet"], ERR, &["test set = 0 examples", "--test-limit"]),
         case("train: threads 0", &train(&["--threads", "0"]), ERR, &["--threads", "got 0"]),
         case("train: delta 0", &dp(&["--noise-multiplier", "1", "--delta", "0"]), ERR, &["delta = 0", "(0, 1)"]),
         case("train: delta 1", &dp(&["--noise-multiplier", "1", "--delta", "1"]), ERR, &["delta = 1", "(0, 1)"]),
