@@ -1,6 +1,6 @@
 //! The `crowdout` command line: a thin clap layer over the library.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod cli;
 
@@ -29,8 +29,31 @@ enum Command {
     Data(cli::data::DataArgs),
 }
 
+/// `--flag -1` is a value, not an unknown option, in every subcommand (so a negative value reaches
+/// the validation that names the flag, instead of clap's "unexpected argument '-1'").
+fn allow_negative_numbers(cmd: clap::Command) -> clap::Command {
+    cmd.allow_negative_numbers(true).mut_subcommands(allow_negative_numbers)
+}
+
+/// `error: context: cause: ...` with a cause left out when the message before it already ends
+/// with its text (errors that print their source *and* return it, e.g. `path: io error`).
+fn error_message(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if msg.is_empty() {
+            msg = text;
+        } else if !msg.ends_with(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+    }
+    msg
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let matches = allow_negative_numbers(Cli::command()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Train(a) => cli::train::run(a),
         Command::Sweep(a) => cli::sweep::run(a),
@@ -41,7 +64,7 @@ fn main() {
         Command::Data(a) => cli::data::run(a),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", error_message(&e));
         std::process::exit(2);
     }
 }

@@ -122,23 +122,24 @@ fn failed_cells_are_recorded_and_retried() {
     let e = ok(&crowdout(&["sweep", s, "--out", out.to_str().unwrap()], Some("sleep-ms:0")));
     assert!(e.contains("ran 12 (0 failed), skipped 24"), "{e}");
     // dry run lists the cells and counts them
-    let o = crowdout(&["sweep", s, "--out", out.to_str().unwrap(), "--dry-run"], None);
+    // (the fake runner's env also lets the dry run accept the fake dataset/model names)
+    let o = crowdout(&["sweep", s, "--out", out.to_str().unwrap(), "--dry-run"], Some("sleep-ms:0"));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("36 cells in the grid, 36 in this shard, 0 to run, 36 done"), "{stdout}");
     assert_eq!(stdout.lines().filter(|l| l.contains("\tdone\t")).count(), 36);
 }
 
 #[test]
-fn placeholder_runner_fails_honestly() {
+fn real_runner_rejects_unknown_names_before_writing_anything() {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("s.toml");
     std::fs::write(&spec, SPEC.replace("seed = [0, 1, 2]", "seed = [0]")).unwrap();
     let out = dir.path().join("o");
     let o = crowdout(&["sweep", spec.to_str().unwrap(), "--out", out.to_str().unwrap()], None);
-    assert!(!o.status.success());
-    let rows = read_results(out.join("results.csv")).unwrap();
-    assert!(rows.iter().all(|r| r.error.contains("not wired yet")));
-    assert!(out.join("spec.toml").exists() && out.join("provenance.json").exists());
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("s.toml") && e.contains("grid.dataset") && e.contains("unknown dataset `d1`"), "{e}");
+    assert!(!out.exists(), "nothing may be written for a spec the real runner cannot run");
 }
 
 #[test]

@@ -46,7 +46,7 @@ fn dp_run_with_target_epsilon_and_collective() {
     let eps_rdp = dp["epsilon_rdp"].as_f64().unwrap();
     let eps_pld = dp["epsilon_pld"].as_f64().unwrap();
     // Calibrated to ε = 4 by RDP within Opacus's tolerance 0.01; PLD is tighter than RDP.
-    assert!(eps_rdp <= 4.0 && eps_rdp >= 3.99 - 1e-9, "eps_rdp {eps_rdp}");
+    assert!((3.99 - 1e-9..=4.0).contains(&eps_rdp), "eps_rdp {eps_rdp}");
     assert!(eps_pld <= eps_rdp, "PLD {eps_pld} > RDP {eps_rdp}");
     assert_eq!(dp["calibrated_for_epsilon"], 4.0);
     assert_eq!(dp["noise_reproducible"], true);

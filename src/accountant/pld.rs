@@ -174,7 +174,7 @@ impl MixtureGaussian {
             let gx = mx + s.ln();
             let step = (gx - t) / (ds / s);
             x -= step;
-            if !(step.abs() > 1e-13 * (1.0 + x.abs())) {
+            if step.is_nan() || step.abs() <= 1e-13 * (1.0 + x.abs()) {
                 break;
             }
         }

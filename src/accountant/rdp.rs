@@ -7,6 +7,7 @@
 //! * fractional α: the two-sided series of MTZ 2019 Section 3.3, split at
 //!   z₀ = σ² ln(1/q − 1) + ½, each term weighted by ½·erfc(·), summed until both terms < e^{−30};
 //! * q = 1: RDP(α) = α/(2σ²) (the Gaussian mechanism).
+//!
 //! All sums run in log space ([`SignedLog`]); none overflows. The same algorithm as Opacus
 //! (`opacus/accountants/analysis/rdp.py`), so results agree with it to floating-point accuracy.
 //!
@@ -135,7 +136,8 @@ pub fn rdp_phases(phases: &[Phase], orders: &[f64]) -> Vec<f64> {
 
 /// (ε, optimal order) from an RDP curve (Balle et al. 2020 conversion; Opacus's
 /// `get_privacy_spent`): the first order attaining the minimum is reported. Returns
-/// (+∞, None) when every order gives +∞ or NaN.
+/// (+∞, None) when every order gives +∞ or NaN. A negative minimum (large δ) is reported as 0:
+/// (ε', δ)-DP with ε' < 0 implies (0, δ)-DP, and a negative ε is meaningless to a reader.
 pub fn rdp_to_epsilon(orders: &[f64], rdp: &[f64], delta: f64) -> (f64, Option<f64>) {
     let ld = delta.ln();
     let mut best = f64::INFINITY;
@@ -150,7 +152,7 @@ pub fn rdp_to_epsilon(orders: &[f64], rdp: &[f64], delta: f64) -> (f64, Option<f
             best_order = Some(a);
         }
     }
-    (best, best_order)
+    (best.max(0.0), best_order)
 }
 
 /// δ(ε) from an RDP curve: the inverse of the same conversion, minimised over orders, capped at 1.

@@ -57,7 +57,7 @@ fn check_profile(profile: &[(f64, f64)]) -> Result<()> {
         return Err(BoundError::Empty { name: "profile" });
     }
     for &(e, d) in profile {
-        if !(e >= 0.0) || e.is_nan() {
+        if e.is_nan() || e < 0.0 {
             return Err(BoundError::InvalidParameter { name: "profile epsilon", value: e, expected: "ε >= 0 (may be +inf)" });
         }
         check_closed("profile delta", d, 0.0, 1.0, "δ in [0, 1]")?;

@@ -163,7 +163,7 @@ fn noise_as_mixture(n: &CoordinationNoise) -> Result<(Vec<Collective>, Vec<Vec<f
     check_closed("nu_wrong_trigger", n.nu_wrong_trigger, 0.0, 1.0, "a fraction in [0, 1]")?;
     check_closed("wrong_label_overlap", n.wrong_label_overlap, 0.0, 1.0, "a fraction in [0, 1]")?;
     let good = 1.0 - n.nu_wrong_label - n.nu_wrong_trigger;
-    if !(good > 0.0) {
+    if good.is_nan() || good <= 0.0 {
         return Err(BoundError::InvalidParameter {
             name: "nu_wrong_label + nu_wrong_trigger",
             value: n.nu_wrong_label + n.nu_wrong_trigger,

@@ -401,7 +401,7 @@ fn dpsgd_cmd(json: bool, a: DpsgdArgs) -> anyhow::Result<()> {
             q: a.q,
             beta: a.beta,
         })
-        .map_err(|e| flag_err(e))
+        .map_err(flag_err)
         .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("--lambda-eff", "--lambda").replace("--dim-eff", "--dim").replace("--feature-norms", "--margins (x_norm)")))?
     } else {
         let model = match a.classes {

@@ -30,7 +30,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         let Some(out) = args.out else {
             anyhow::bail!("--merge needs --out <merged.csv>");
         };
-        if args.inputs.iter().any(|i| *i == out) {
+        if args.inputs.contains(&out) {
             anyhow::bail!("--out {} is also an input; write the merge elsewhere", out.display());
         }
         let rows = merge_files(&args.inputs)?;

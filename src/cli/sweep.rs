@@ -53,6 +53,15 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     let spec = SweepSpec::from_path(&args.spec)?;
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    // TEST HOOK (see crowdout::sweep::fake): a deterministic fake runner instead of training.
+    let fake: Option<FakeRunner> = match std::env::var(FAKE_RUNNER_ENV) {
+        Ok(v) => Some(v.parse().map_err(anyhow::Error::msg)?),
+        Err(_) => None,
+    };
+    if fake.is_none() {
+        let text = std::fs::read_to_string(&args.spec).with_context(|| format!("reading {}", args.spec.display()))?;
+        spec.check_runnable(&text, &args.spec)?;
+    }
     let out = args.out.clone().unwrap_or_else(|| spec.output_dir());
     let results = results_path(&out, shard);
 
@@ -133,11 +142,6 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         torch_threads: args.torch_threads,
         shard,
         progress: !args.no_progress,
-    };
-    // TEST HOOK (see crowdout::sweep::fake): a deterministic fake runner instead of training.
-    let fake: Option<FakeRunner> = match std::env::var(FAKE_RUNNER_ENV) {
-        Ok(v) => Some(v.parse().map_err(anyhow::Error::msg)?),
-        Err(_) => None,
     };
     let summary = match &fake {
         Some(f) => {

@@ -153,7 +153,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     }
     let limits = Limits { train: a.train_limit, test: a.test_limit };
     let split = crowdout::data::load(&a.dataset, &crowdout::data::DataDir::from_env(), &limits)
-        .with_context(|| format!("loading --dataset {:?}", a.dataset))?;
+        .with_context(|| format!("loading --dataset {}", a.dataset.name()))?;
     let n = split.train.len() as f64;
     let batch_size = match a.sample_rate {
         Some(q) => {

@@ -291,11 +291,13 @@ pub fn load_csv(o: &CsvOptions) -> Result<Split> {
     })?;
     let mut raw: Vec<Vec<String>> = Vec::new();
     let mut raw_labels: Vec<String> = Vec::new();
+    let mut lines: Vec<u64> = Vec::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| {
             let line = e.position().map(|p| p.line()).unwrap_or(0);
             DataError::Row { path: path.clone(), line, what: format!("{e}") }
         })?;
+        lines.push(rec.position().map(|p| p.line()).unwrap_or(0));
         let mut row: Vec<String> = rec.iter().map(str::to_string).collect();
         raw_labels.push(row.remove(label_idx));
         raw.push(row);
@@ -307,6 +309,24 @@ pub fn load_csv(o: &CsvOptions) -> Result<Split> {
     let numeric: Vec<bool> = (0..names.len())
         .map(|j| raw.iter().all(|r| r[j].parse::<f64>().map(|v| v.is_finite()).unwrap_or(false)))
         .collect();
+    // A column that is numeric except for NaN, ±inf or empty values is an error, not silently
+    // categorical: name the file, line, column and value.
+    for (j, name) in names.iter().enumerate() {
+        let parses = |v: &str| v.is_empty() || v.parse::<f64>().is_ok();
+        let looks_numeric = !numeric[j]
+            && raw.iter().all(|r| parses(&r[j]))
+            && raw.iter().any(|r| r[j].parse::<f64>().map(|v| v.is_finite()).unwrap_or(false));
+        if looks_numeric {
+            if let Some((i, r)) = raw.iter().enumerate().find(|(_, r)| !r[j].parse::<f64>().map(|v| v.is_finite()).unwrap_or(false)) {
+                let what = if r[j].is_empty() { "is empty".to_string() } else { format!("is `{}`", r[j]) };
+                return Err(DataError::Row {
+                    path: path.clone(),
+                    line: lines[i],
+                    what: format!("numeric column `{name}` {what}; every value must be a finite number (remove or impute the row)"),
+                });
+            }
+        }
+    }
     let cells: Vec<Vec<Cell>> = raw
         .into_iter()
         .map(|r| {
@@ -428,5 +448,22 @@ mod tests {
         assert!(encode_labels(p, &raw, Some("Yes"), "y").unwrap_err().to_string().contains("`Yes` never occurs"));
         let one: Vec<String> = vec!["a".into(), "a".into()];
         assert!(encode_labels(p, &one, None, "y").is_err());
+    }
+
+    #[test]
+    fn csv_nan_inf_or_empty_in_a_numeric_column_names_file_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        for (bad, shown) in [("NaN", "`NaN`"), ("inf", "`inf`"), ("", "is empty")] {
+            let path = dir.path().join("t.csv");
+            std::fs::write(&path, format!("x,c,label\n1,a,0\n2,b,1\n{bad},a,0\n4,b,1\n")).unwrap();
+            let o = CsvOptions { path: path.clone(), label_column: "label".into(), separator: ',', positive_label: None, test_fraction: 0.25, seed: 0 };
+            let e = load_csv(&o).unwrap_err().to_string();
+            assert!(e.contains("t.csv") && e.contains("line 4") && e.contains("`x`") && e.contains(shown), "{e}");
+        }
+        // A categorical column may hold any text, including an empty value.
+        let path = dir.path().join("ok.csv");
+        std::fs::write(&path, "x,c,label\n1,a,0\n2,,1\n3,nan-ish,0\n4,b,1\n").unwrap();
+        let o = CsvOptions { path, label_column: "label".into(), separator: ',', positive_label: None, test_fraction: 0.25, seed: 0 };
+        assert!(load_csv(&o).is_ok());
     }
 }

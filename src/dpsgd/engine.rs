@@ -33,10 +33,8 @@ pub fn clip_factors(sq_norms: &[Tensor], max_norm: f64, clipping: Clipping) -> V
     let factor = |sq: &Tensor, c: f64| (sq.sqrt().clamp_min(1e-30).reciprocal() * c).clamp_max(1.0);
     match clipping {
         Clipping::Flat => {
-            let mut total = sq_norms[0].shallow_clone();
-            for s in &sq_norms[1..] {
-                total = total + s;
-            }
+            // Out of place (`t + s`, not `+=`): an in-place add would write into sq_norms[0].
+            let total = sq_norms[1..].iter().fold(sq_norms[0].shallow_clone(), |t, s| t + s);
             let f = factor(&total, max_norm);
             sq_norms.iter().map(|_| f.shallow_clone()).collect()
         }

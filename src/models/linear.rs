@@ -47,8 +47,8 @@ impl GradSampler for Linear {
             }
         } else {
             // [n, T, d]: batched gᵀa over the sequence.
-            let a3 = a.reshape([a.size()[0], -1, *a.size().last().unwrap()]);
-            let g3 = g.reshape([g.size()[0], -1, *g.size().last().unwrap()]);
+            let a3 = a.reshape([a.size()[0], -1, *a.size().last().expect("activations have rank ≥ 2")]);
+            let g3 = g.reshape([g.size()[0], -1, *g.size().last().expect("output gradients have rank ≥ 2")]);
             out.push(g3.transpose(1, 2).bmm(&a3));
             if self.bias.is_some() {
                 out.push(g3.sum_dim_intlist(1, false, Kind::Float));
@@ -68,8 +68,8 @@ impl GradSampler for Linear {
             }
         } else {
             let n = a.size()[0];
-            let a3 = a.reshape([n, -1, *a.size().last().unwrap()]);
-            let g3 = g.reshape([n, -1, *g.size().last().unwrap()]);
+            let a3 = a.reshape([n, -1, *a.size().last().expect("activations have rank ≥ 2")]);
+            let g3 = g.reshape([n, -1, *g.size().last().expect("output gradients have rank ≥ 2")]);
             let ga = g3.bmm(&g3.transpose(1, 2));
             let aa = a3.bmm(&a3.transpose(1, 2));
             let w = (ga * aa).sum_dim_intlist([1, 2].as_slice(), false, Kind::Float);

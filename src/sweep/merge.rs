@@ -71,6 +71,16 @@ pub fn write_results(path: &Path, rows: &[ResultRow]) -> Result<(), SweepError> 
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
+    // The rename below would replace whatever is at `path`: refuse anything but a regular file
+    // (a directory, a device such as /dev/full, a FIFO).
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() {
+            return Err(SweepError::Store {
+                path: path.to_path_buf(),
+                message: "exists and is not a regular file; give a file path for the merged CSV".into(),
+            });
+        }
+    }
     let tmp = path.with_extension("csv.tmp");
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
     f.write_all(&buf).map_err(io)?;

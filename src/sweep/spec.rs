@@ -568,6 +568,40 @@ impl SweepSpec {
         })
     }
 
+    /// Checks that every dataset, model and collective named in the grid is one the real cell
+    /// runner knows (the spec parser alone accepts any name, so that tests can use a fake runner).
+    /// Errors name the file, the key and its line. `text` is the spec file's text (for lines).
+    pub fn check_runnable(&self, text: &str, path: &Path) -> Result<(), SweepError> {
+        use crate::collective::CollectiveSpec;
+        use crate::data::DatasetSpec;
+        use crate::models::ModelKind;
+        use clap::ValueEnum;
+        let invalid = |key: &str, message: String| SweepError::Invalid {
+            path: path.to_path_buf(),
+            key: format!("grid.{key}"),
+            line: line_of_key(text, "grid", key),
+            message,
+        };
+        for d in &self.grid.dataset {
+            DatasetSpec::from_str(d).map_err(|e| invalid("dataset", e.to_string()))?;
+        }
+        for m in &self.grid.model {
+            if <ModelKind as ValueEnum>::from_str(m, true).is_err() {
+                let names: Vec<String> = ModelKind::value_variants()
+                    .iter()
+                    .filter_map(|k| k.to_possible_value().map(|v| v.get_name().to_string()))
+                    .collect();
+                return Err(invalid("model", format!("unknown model `{m}`; expected one of: {}", names.join(", "))));
+            }
+        }
+        for c in &self.grid.collectives {
+            // α comes from grid.alpha; any valid value checks the rest of the spec.
+            CollectiveSpec::from_str(&format!("{},alpha=0.5", c.spec))
+                .map_err(|e| invalid("collectives", format!("`{}`: {e}", c.spec)))?;
+        }
+        Ok(())
+    }
+
     /// Every cell, in a fixed order (dataset, model, collective, privacy, clip, alpha, seed;
     /// the last varies fastest). Non-private arms get `clip = None` once instead of once per C.
     pub fn cells(&self) -> Vec<Cell> {

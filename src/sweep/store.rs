@@ -294,7 +294,8 @@ mod erased {
 
 /// Reads a results CSV: every row in file order. Torn or truncated trailing lines are reported
 /// in the second value (byte offset to truncate to), not repaired.
-fn read_rows(path: &Path, bytes: &[u8]) -> Result<(Vec<ResultRow>, Option<u64>), SweepError> {
+/// `repair` only words the warning: whether the caller truncates the file or just skips the line.
+fn read_rows(path: &Path, bytes: &[u8], repair: bool) -> Result<(Vec<ResultRow>, Option<u64>), SweepError> {
     let store_err = |message: String| SweepError::Store {
         path: path.to_path_buf(),
         message,
@@ -316,11 +317,13 @@ fn read_rows(path: &Path, bytes: &[u8]) -> Result<(Vec<ResultRow>, Option<u64>),
         } else {
             ""
         };
+        let first_diff = match header.iter().zip(&expected).position(|(h, e)| h != e) {
+            Some(i) => format!("column {} is `{}`, expected `{}`", i + 1, header[i], expected[i]),
+            None => format!("header has {} columns, expected {}", header.len(), expected.len()),
+        };
         return Err(store_err(format!(
             "not a crowdout results file of schema_version {SCHEMA_VERSION}{version_hint}: \
-             header has {} columns, expected {}: `{}`; move it away or use another --out",
-            header.len(),
-            expected.len(),
+             {first_diff} (expected header: `{}`); move it away or use another --out",
             expected.join(",")
         )));
     }
@@ -374,11 +377,8 @@ fn read_rows(path: &Path, bytes: &[u8]) -> Result<(Vec<ResultRow>, Option<u64>),
                     .and_then(|r| r.position())
                     .map(|p| p.byte())
                     .unwrap_or_else(|| last_line_start(bytes));
-                eprintln!(
-                    "warning: {}: line {line}: torn last row ({msg}); truncating the file to its \
-                     last complete line",
-                    path.display()
-                );
+                let action = if repair { "truncating the file to its last complete line" } else { "skipping it" };
+                eprintln!("warning: {}: line {line}: torn last row ({msg}); {action}", path.display());
                 truncate_at = Some(offset);
             }
             Err(msg) => return Err(store_err(format!("line {line}: bad row: {msg}"))),
@@ -408,7 +408,7 @@ pub fn read_results(path: impl AsRef<Path>) -> Result<Vec<ResultRow>, SweepError
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(read_rows(path, &bytes)?.0)
+    Ok(read_rows(path, &bytes, false)?.0)
 }
 
 /// The results of one sweep (or shard) on disk, open for appending.
@@ -457,7 +457,7 @@ impl ResultStore {
                 message: "the header line is incomplete (no newline); not a results file".into(),
             });
         } else {
-            let (rows, truncate_at) = read_rows(&path, &bytes)?;
+            let (rows, truncate_at) = read_rows(&path, &bytes, true)?;
             if let Some(at) = truncate_at {
                 file.set_len(at).map_err(io)?;
                 file.sync_all().map_err(io)?;

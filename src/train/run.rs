@@ -231,6 +231,13 @@ impl Trained {
 pub fn train_on(cfg: &RunConfig, split: &Split, progress: &mut dyn Progress) -> Result<Trained, TrainError> {
     let started = Instant::now();
     cfg.check()?;
+    // An empty part would divide by zero below (train) or report a NaN accuracy (test).
+    if split.train.is_empty() {
+        return Err(TrainError::Invalid { field: "training set", value: "0 examples".into(), reason: "is empty (check --train-limit / train_subset and the data)" });
+    }
+    if split.test.is_empty() {
+        return Err(TrainError::Invalid { field: "test set", value: "0 examples".into(), reason: "is empty (check --test-limit / test_subset and the data)" });
+    }
     let device = device::resolve(cfg.device)?;
     let mut warnings = Vec::new();
     let n = split.train.len();
