@@ -529,6 +529,9 @@ impl ComposedPld {
     }
 }
 
+/// Largest grid spacing Δ the PLD accountant accepts after widening (see [`compose_pairs`]).
+pub const MAX_DISCRETIZATION: f64 = 1.0;
+
 /// Builds and composes the PLDs of `parts` = (pair, steps), both directions.
 pub fn compose_pairs(parts: &[(MixtureGaussian, u64)], opts: &PldOptions) -> Result<ComposedPld, AccountantError> {
     if parts.is_empty() {
@@ -573,6 +576,14 @@ pub fn compose_pairs(parts: &[(MixtureGaussian, u64)], opts: &PldOptions) -> Res
         if need > max_fft {
             d *= need / max_fft * 1.05;
             continue;
+        }
+        if d > MAX_DISCRETIZATION {
+            // So coarse a grid no longer resolves the loss distribution (e.g. σ → 0, or T in the
+            // trillions): refuse rather than report a meaningless, possibly too small ε.
+            return Err(AccountantError::Pld(format!(
+                "the privacy loss range is too wide for the PLD accountant (grid spacing would be {d:.3e} > {MAX_DISCRETIZATION}); \
+                 ε is enormous here: use the RDP accountant"
+            )));
         }
         return Ok(ComposedPld { remove: compose(&rp, tau, (rl, rh)), add: compose(&ap, tau, (al, ah)) });
     }

@@ -700,7 +700,7 @@ lr = 0.5
             r#"{"alpha":0.0,"clip":null,"collective":{"spec":"trigger=patch:size=3,target=0,strategy=feature-label"},"#,
             r#""dataset":"synth","model":"logreg","privacy":"none","seed":0,"#,
             r#""train":{"accountant":"rdp","batch_size":64,"clipping":"flat","delta":0.00001,"epochs":2,"#,
-            r#""grad_mode":"per-sample","lr":0.5,"max_physical_batch":null,"momentum":0.0,"#,
+            r#""grad_mode":"ghost","lr":0.5,"max_physical_batch":null,"momentum":0.0,"#,
             r#""optimizer":"sgd","test_subset":null,"train_subset":null}}"#
         );
         assert_eq!(c.canonical_json(), expected_json);
