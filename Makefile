@@ -74,9 +74,10 @@ bench: venv
 	$(CARGO) bench
 
 bench-opacus: venv
-	"$(VENV_CACHE)/bin/pip" install -q opacus dp-accounting
+	"$(VENV_CACHE)/bin/pip" install -q opacus==1.6.0 opt_einsum dp-accounting  # torch 2.13 already satisfies them
 	$(CARGO) bench --bench dp_step
 	"$(VENV_CACHE)/bin/python" benches/opacus_step.py
+	"$(VENV_CACHE)/bin/python" benches/dp_accounting_compare.py
 
 clean-venv:
 	rm -rf "$(VENV_CACHE)" .venv .cargo/config.toml
