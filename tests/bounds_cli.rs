@@ -87,3 +87,18 @@ fn multi_collectives() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!((v["result"]["value"].as_f64().unwrap() - 0.665).abs() < 1e-12);
 }
+
+#[test]
+fn tight_ceiling_from_the_accountant_beats_the_generic_conversion() {
+    // DP-SGD on MNIST at σ = 1.1, q = 256/60000, 15 epochs (ε_PLD ≈ 1.134 at δ = 1e-5); 3 records.
+    let (ok, out, err) = run(&[
+        "--json", "ceiling", "--s0", "0.02", "--k", "3", "--tight", "--sample-rate", "0.004267",
+        "--noise-multiplier", "1.1", "--steps", "3516", "--epsilon", "1.134", "--delta", "1e-5",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let tight = v["results"][0]["result"]["value"].as_f64().unwrap();
+    let generic = v["results"][1]["result"]["value"].as_f64().unwrap();
+    assert!(tight >= 0.02 && tight < generic && generic <= 1.0, "tight {tight}, generic {generic}");
+    assert!(tight < 0.5, "tight ceiling {tight}");
+}
