@@ -22,5 +22,10 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group! {
+    name = benches;
+    // No HTML plots: the crate builds plotters without system fonts (criterion would panic).
+    config = Criterion::default().without_plots();
+    targets = bench
+}
 criterion_main!(benches);

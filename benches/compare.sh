@@ -10,7 +10,7 @@ cargo bench --bench dp_step --no-run >/dev/null 2>&1
 for w in "${@:-W1 W2 W4 W3}"; do
   for x in $w; do
     echo "== $x"
-    cargo bench --bench dp_step -- "^$x" 2>/dev/null | grep -E "^$x|time:" | paste - - | sed -E 's/ +/ /g'
+    cargo bench --bench dp_step -- "^$x" 2>/dev/null | grep -E "time:" || true
     "$py" benches/opacus_step.py "$x"
   done
 done

@@ -100,7 +100,8 @@ fn main() {
         println!("{} {mode}: VmHWM {:.1} MiB (after building all four workloads {:.1} MiB)", w.name, peak as f64 / 1024.0, setup as f64 / 1024.0);
         return;
     }
-    let mut c = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).configure_from_args();
+    // No HTML plots: the crate builds plotters without system fonts (criterion would panic).
+    let mut c = Criterion::default().without_plots().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).configure_from_args();
     for w in workloads() {
         let mut g = c.benchmark_group(w.name);
         if w.name.starts_with("W3") {
