@@ -17,6 +17,15 @@ use plotters::style::FontStyle;
 
 use super::analysis::{fmt_num, Panel};
 
+/// Tick positions of an ε axis: exactly the swept ε values (a log axis would otherwise label only
+/// powers of ten, leaving e.g. ε = 2 and 8 unlabelled).
+fn eps_ticks(eps: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut v: Vec<f64> = eps.filter(|e| e.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    v
+}
+
 /// DejaVu Sans (Bitstream Vera licence, see `fonts/LICENSE-DejaVu.txt`), from Debian's
 /// fonts-dejavu-core 2.37.
 static FONT: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
@@ -293,7 +302,10 @@ where
         .margin(16)
         .x_label_area_size(55)
         .y_label_area_size(80)
-        .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+        .build_cartesian_2d(
+            (x0..x1).log_scale().with_key_points(eps_ticks(finite.iter().map(|f| f.0))),
+            (y0..y1).log_scale(),
+        )
         .map_err(e2s)?;
     chart
         .configure_mesh()
@@ -397,7 +409,7 @@ where
         .margin(16)
         .x_label_area_size(55)
         .y_label_area_size(70)
-        .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
+        .build_cartesian_2d((x0..x1).log_scale().with_key_points(eps_ticks(finite.iter().map(|f| f.0))), y0..y1)
         .map_err(e2s)?;
     chart
         .configure_mesh()
