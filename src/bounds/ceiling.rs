@@ -93,6 +93,12 @@ pub fn ceiling_from_profile(s0: f64, group_profile: &[(f64, f64)]) -> Result<Bou
     Ok(BoundValue::new(stage(s0, group_profile), BoundKind::Guarantee, None, CEILING_ASSUMPTIONS))
 }
 
+/// The ε′ grid (61 log-spaced points, 0.01 … 50) on which a group privacy profile is evaluated for
+/// the ceiling; the minimum over any grid is a valid bound, a finer one only tightens it.
+pub fn default_eps_grid() -> Vec<f64> {
+    (0..=60).map(|i| 10f64.powf(-2.0 + 3.7 * i as f64 / 60.0)).collect()
+}
+
 /// Ceiling from a curve ε′ ↦ δ(ε′) evaluated on `eps_grid` (the minimum over a grid is still a
 /// valid upper bound; a finer grid only tightens it).
 pub fn ceiling_from_curve(s0: f64, delta_of_eps: &dyn Fn(f64) -> f64, eps_grid: &[f64]) -> Result<BoundValue> {

@@ -458,8 +458,7 @@ fn ceiling_cmd(json: bool, a: CeilingArgs) -> anyhow::Result<()> {
     let mut results = Vec::new();
     if a.tight {
         let (q, sigma, steps) = (a.sample_rate.unwrap_or(f64::NAN), a.noise_multiplier.unwrap_or(f64::NAN), a.steps.unwrap_or(0));
-        // ε′ grid 0.01 … 50 (log-spaced): the minimum over a grid is still a valid bound.
-        let grid: Vec<f64> = (0..=60).map(|i| 10f64.powf(-2.0 + 3.7 * i as f64 / 60.0)).collect();
+        let grid = ceiling::default_eps_grid();
         let k = match a.adjacency {
             Adjacency::AddRemove => a.k,
             Adjacency::ReplaceOne => a.adjacency.group_size(a.k),

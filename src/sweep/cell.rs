@@ -31,10 +31,6 @@ use crate::models::ModelKind;
 use crate::train::fit::FitConfig;
 use crate::train::run::{self, RunConfig, RunRecord, Silent};
 
-/// ε′ grid on which the group privacy profile is evaluated for the ceiling.
-fn ceiling_eps_grid() -> Vec<f64> {
-    (0..=60).map(|i| 10f64.powf(-2.0 + 3.7 * i as f64 / 60.0)).collect()
-}
 /// Largest collective for which the tight (PLD) group profile is computed; beyond it the ceiling
 /// is vacuous (= 1) at every privacy level the tool sweeps, and the PLD of the Binomial mixture
 /// grows with k.
@@ -180,7 +176,7 @@ fn ceiling_for(k: u64, s0: f64, dp: &crate::train::run::DpRecord) -> Result<f64,
         let b = ceiling::ceiling_generic(s0, dp.epsilon_pld, dp.delta, k, ceiling::Adjacency::AddRemove).map_err(|e| e.to_string())?;
         return Ok(b.value);
     }
-    let profile = accountant::group::group_profile(k, q, sigma, steps, &ceiling_eps_grid()).map_err(|e| e.to_string())?;
+    let profile = accountant::group::group_profile(k, q, sigma, steps, &ceiling::default_eps_grid()).map_err(|e| e.to_string())?;
     let b = ceiling::ceiling_two_stage(s0, &profile).map_err(|e| e.to_string())?;
     Ok(b.value)
 }
