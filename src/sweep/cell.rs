@@ -59,14 +59,13 @@ fn baselines() -> &'static Mutex<HashMap<String, BaselineSlot>> {
     B.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-fn with_split<T>(cell: &Cell, f: impl FnOnce(&Split) -> Result<T, String>) -> Result<T, String> {
-    let spec = DatasetSpec::from_str(&cell.dataset).map_err(|e| format!("dataset {:?}: {e}", cell.dataset))?;
-    let limits = Limits { train: cell.train.train_subset, test: cell.train.test_subset };
-    let key = format!("{}|{:?}", cell.dataset, limits);
+/// Run `f` on the data set of `cfg`, loaded once per worker thread.
+fn with_split<T>(cfg: &RunConfig, f: impl FnOnce(&Split) -> Result<T, String>) -> Result<T, String> {
+    let key = format!("{:?}|{:?}", cfg.dataset, cfg.limits);
     SPLITS.with(|s| {
         let mut s = s.borrow_mut();
         if !s.contains_key(&key) {
-            let split = data::load(&spec, &DataDir::from_env(), &limits).map_err(|e| e.to_string())?;
+            let split = data::load(&cfg.dataset, &DataDir::from_env(), &cfg.limits).map_err(|e| e.to_string())?;
             s.insert(key.clone(), split);
         }
         f(&s[&key])
@@ -78,12 +77,13 @@ pub fn run_config(cell: &Cell, alpha: f64) -> Result<RunConfig, String> {
     let t = &cell.train;
     let dataset = DatasetSpec::from_str(&cell.dataset).map_err(|e| format!("dataset {:?}: {e}", cell.dataset))?;
     let model = ModelKind::from_str(&cell.model, true).map_err(|_| format!("unknown model {:?}", cell.model))?;
-    let (dp, target_epsilon) = match cell.privacy {
-        Privacy::NonPrivate => (None, None),
-        Privacy::Epsilon(e) => (Some(f64::NAN), Some(e)),
-        Privacy::Sigma(s) => (Some(s), None),
+    // σ of an `eps=` arm is calibrated by the run (NaN until then).
+    let sigma = match cell.privacy {
+        Privacy::NonPrivate => None,
+        Privacy::Epsilon(_) => Some(f64::NAN),
+        Privacy::Sigma(s) => Some(s),
     };
-    let dp = match dp {
+    let dp = match sigma {
         Some(sigma) => Some(DpSettings {
             noise_multiplier: sigma,
             max_grad_norm: cell.clip.ok_or("a DP cell needs a clip value")?,
@@ -112,7 +112,7 @@ pub fn run_config(cell: &Cell, alpha: f64) -> Result<RunConfig, String> {
             weight_decay: 0.0,
             dp,
         },
-        target_epsilon,
+        target_epsilon: cell.target_epsilon(),
         delta: t.delta,
         accountant: t.accountant,
         collectives,
@@ -136,7 +136,7 @@ fn baseline_key(cell: &Cell) -> String {
 fn train_baseline(cell: &Cell) -> Result<Baseline, String> {
     let cfg = run_config(cell, 0.0)?;
     let spec = measuring_spec(cell)?;
-    with_split(cell, |split| {
+    with_split(&cfg, |split| {
         let trained = run::train_on(&cfg, split, &mut Silent).map_err(|e| e.to_string())?;
         let rep = trained.measure(&split.test, &[spec]).map_err(|e| e.to_string())?;
         let r = &rep.per_collective[0];
@@ -198,7 +198,7 @@ pub fn run_cell(cell: &Cell) -> Result<ResultRow, String> {
         return Ok(row);
     }
     let cfg = run_config(cell, cell.alpha)?;
-    let (rec, xi) = with_split(cell, |split| {
+    let (rec, xi) = with_split(&cfg, |split| {
         let rec = run::execute_on(&cfg, split, &mut Silent).map_err(|e| e.to_string())?;
         let xi = collective::xi_estimate(&split.train, &cfg.collectives[0].trigger, XI_TOLERANCE).map_err(|e| e.to_string())?;
         Ok((rec, xi))

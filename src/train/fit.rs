@@ -113,6 +113,24 @@ pub fn dp_steps(epochs: f64, q: f64) -> u64 {
     ((epochs / q).round() as u64).max(1)
 }
 
+/// The step schedule of `cfg` on `n` training records: the sampling rate q and the number of steps
+/// T. DP: q = L/N and T = [`dp_steps`]; non-private: q = B/N with B = min(batch, N) and
+/// T = round(epochs · ⌈N/B⌉), at least 1. The one place these are computed (the trainer, σ
+/// calibration and progress bars all read it).
+pub fn schedule(cfg: &FitConfig, n: usize) -> (f64, u64) {
+    match &cfg.dp {
+        Some(_) => {
+            let q = cfg.batch_size as f64 / n as f64;
+            (q, dp_steps(cfg.epochs, q))
+        }
+        None => {
+            let b = cfg.batch_size.min(n).max(1);
+            let per_epoch = n.div_ceil(b) as f64;
+            (b as f64 / n as f64, ((cfg.epochs * per_epoch).round() as u64).max(1))
+        }
+    }
+}
+
 /// One non-private step on `(x, y)` (already on the model's device): mean cross-entropy,
 /// backward to the parameters, optimizer update. Returns the mean loss.
 pub fn nonprivate_step(model: &Model, opt: &mut Optimizer, x: &Tensor, y: &Tensor) -> f64 {
@@ -144,11 +162,11 @@ pub fn fit(
     let mut opt = Optimizer::new(cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay, &params);
     let nu = n as usize;
     let mut losses: Vec<(f64, usize)> = Vec::new();
-    let (steps, q, per_epoch) = match &cfg.dp {
+    let (q, steps) = schedule(cfg, nu);
+    let per_epoch = match &cfg.dp {
         None => {
             let b = cfg.batch_size.min(nu);
             let per_epoch = nu.div_ceil(b) as u64;
-            let steps = ((cfg.epochs * per_epoch as f64).round() as u64).max(1);
             let mut rng = rng::stream(seed, Stream::Shuffle);
             let mut order: Vec<i64> = (0..n).collect();
             let mut step = 0u64;
@@ -167,14 +185,12 @@ pub fn fit(
                     on_step(&StepInfo { step, total_steps: steps, epoch: step as f64 / per_epoch as f64, loss, batch_size: chunk.len() });
                 }
             }
-            (steps, b as f64 / n as f64, per_epoch)
+            per_epoch
         }
         Some(dp) => {
             if cfg.batch_size > nu {
                 return Err(FitError::Invalid { field: "batch_size", value: cfg.batch_size.to_string(), reason: "under DP the expected batch size must not exceed the number of training records" });
             }
-            let q = cfg.batch_size as f64 / n as f64;
-            let steps = dp_steps(cfg.epochs, q);
             let mut sampler = PoissonSampler::new(nu, q, seed)?;
             let mut dpsgd = DpSgd::new(model, dp.clone(), q * n as f64, seed)?;
             for step in 1..=steps {
@@ -188,7 +204,7 @@ pub fn fit(
                 losses.push((st.loss_sum, st.n));
                 on_step(&StepInfo { step, total_steps: steps, epoch: step as f64 * q, loss, batch_size: st.n });
             }
-            (steps, q, (1.0 / q).ceil() as u64)
+            (1.0 / q).ceil() as u64
         }
     };
     let last = &losses[losses.len().saturating_sub(per_epoch.max(1) as usize)..];

@@ -254,10 +254,9 @@ pub fn train_on(cfg: &RunConfig, split: &Split, progress: &mut dyn Progress) -> 
     // σ calibration for a target ε.
     let mut fit_cfg = cfg.fit.clone();
     let mut calibrated = None;
+    let (q, total) = fit::schedule(&fit_cfg, n as usize);
     if let (Some(target), Some(dp)) = (cfg.target_epsilon, fit_cfg.dp.as_mut()) {
-        let q = fit_cfg.batch_size as f64 / n as f64;
-        let steps = fit::dp_steps(fit_cfg.epochs, q);
-        dp.noise_multiplier = accountant::calibrate_sigma(cfg.accountant, target, cfg.delta, q, steps)?;
+        dp.noise_multiplier = accountant::calibrate_sigma(cfg.accountant, target, cfg.delta, q, total)?;
         calibrated = Some(target);
     }
     if fit_cfg.dp.is_some() && cfg.delta > 1.0 / n as f64 {
@@ -269,17 +268,6 @@ pub fn train_on(cfg: &RunConfig, split: &Split, progress: &mut dyn Progress) -> 
     }
 
     let mut model = Model::new(&cfg.model, &train.example_shape(), train.num_classes, cfg.seed, device)?;
-    let (q, total) = match &fit_cfg.dp {
-        Some(_) => {
-            let q = fit_cfg.batch_size as f64 / n as f64;
-            (q, fit::dp_steps(fit_cfg.epochs, q))
-        }
-        None => {
-            let b = fit_cfg.batch_size.min(n as usize);
-            let per_epoch = (n as usize).div_ceil(b) as f64;
-            (b as f64 / n as f64, ((fit_cfg.epochs * per_epoch).round() as u64).max(1))
-        }
-    };
     progress.start(total, fit_cfg.dp.as_ref().map(|d| d.noise_multiplier), q);
     let outcome: FitOutcome = fit::fit(&mut model, &train, &fit_cfg, cfg.seed, device, &mut |s| progress.step(s))?;
     progress.finish();
