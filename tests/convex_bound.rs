@@ -154,6 +154,7 @@ impl Setting {
                 grad_mode: self.mode,
                 max_physical_batch: None,
             }),
+            ..FitConfig::default()
         }
     }
 }

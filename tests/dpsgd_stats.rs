@@ -103,7 +103,7 @@ fn training_reduces_loss_with_and_without_dp() {
         let x0 = m.logits(&data.x);
         let loss0 = Model::per_example_loss(&x0, &data.y).mean(Kind::Float).double_value(&[]);
         let lr = if opt == OptimizerKind::Adam { 0.02 } else { 0.5 };
-        let cfg = FitConfig { epochs: 4.0, batch_size: 128, lr, optimizer: opt, momentum: 0.0, weight_decay: 1e-4, dp: dp.clone() };
+        let cfg = FitConfig { epochs: 4.0, batch_size: 128, lr, optimizer: opt, momentum: 0.0, weight_decay: 1e-4, dp: dp.clone(), ..FitConfig::default() };
         let mut seen = 0;
         let out = fit(&mut m, &data, &cfg, Some(43), Device::Cpu, &mut |_| seen += 1).unwrap();
         let loss1 = Model::per_example_loss(&m.logits(&data.x), &data.y).mean(Kind::Float).double_value(&[]);

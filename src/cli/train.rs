@@ -12,7 +12,7 @@ use crowdout::data::{DatasetSpec, Limits};
 use crowdout::device::DeviceChoice;
 use crowdout::dpsgd::{Clipping, DpSettings, GradMode};
 use crowdout::models::ModelKind;
-use crowdout::train::fit::{FitConfig, OptimizerKind, StepInfo};
+use crowdout::train::fit::{FitConfig, InputNorm, LrSchedule, OptimizerKind, StepInfo};
 use crowdout::train::run::{self, Progress, RunConfig, DEFAULT_DELTA};
 
 fn fit_default() -> FitConfig {
@@ -52,6 +52,14 @@ pub struct TrainArgs {
     /// L2 weight decay, applied after privatisation.
     #[arg(long, default_value_t = fit_default().weight_decay)]
     weight_decay: f64,
+    /// Learning-rate schedule over the run's steps.
+    #[arg(long, value_enum, default_value_t = fit_default().lr_schedule)]
+    lr_schedule: LrSchedule,
+    /// Input standardisation x ↦ (x − mean)/std per channel inside the model, after any trigger:
+    /// none | fit (from the training set; refused with --dp) | MEAN/STD (comma lists per channel,
+    /// e.g. 0.286/0.353).
+    #[arg(long, default_value_t = fit_default().input_norm)]
+    input_norm: InputNorm,
     /// Seed for every random stream (init, shuffling, members, sampling, noise). Without it the
     /// streams are seeded from OS entropy; with it the noise is reproducible and the run is for
     /// experiments only.
@@ -191,6 +199,8 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             momentum: a.momentum,
             weight_decay: a.weight_decay,
             dp,
+            lr_schedule: a.lr_schedule,
+            input_norm: a.input_norm.clone(),
         },
         target_epsilon: a.target_epsilon,
         delta: a.delta,

@@ -37,6 +37,11 @@ impl Optimizer {
         Optimizer { kind, lr, momentum, weight_decay, m, v, t: 0 }
     }
 
+    /// Change η for the following steps (learning-rate schedules).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
     /// θ ← update(θ, g) in place, for each parameter and its gradient.
     /// SGD: d = g + λθ; b ← μb + d; θ ← θ − η b (b = d when μ = 0).
     /// Adam: d = g + λθ; m ← β₁m + (1−β₁)d; v ← β₂v + (1−β₂)d²;

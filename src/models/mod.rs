@@ -130,6 +130,9 @@ pub struct Model {
     pub input_shape: Vec<i64>,
     pub num_classes: i64,
     pub device: Device,
+    /// Input standardisation x ↦ (x − μ)/s applied before the first layer (see
+    /// [`Model::set_input_standardization`]); `None`: the input is used as given.
+    input_affine: Option<(Tensor, Tensor)>,
 }
 
 /// Builds parameters from the init stream in construction order.
@@ -352,7 +355,48 @@ impl Model {
             }
         };
         let _ = &arch;
-        Ok(Model { kind: kind.clone(), layers, arch, input_shape: input_shape.to_vec(), num_classes, device })
+        Ok(Model { kind: kind.clone(), layers, arch, input_shape: input_shape.to_vec(), num_classes, device, input_affine: None })
+    }
+
+    /// Standardise every input as x ↦ (x − μ_c)/s_c before the first layer, per channel c: the
+    /// first example dimension for images `[C, H, W]`, each feature for vectors `[D]`. It is a
+    /// fixed part of the model (no parameters, no gradients), so training, evaluation and
+    /// triggered test points all see the same map, and triggers stay in the data's own units
+    /// (pixel values). The tape records the standardised input as the first layer's activation.
+    pub fn set_input_standardization(&mut self, mean: &[f64], std: &[f64]) -> Result<(), ModelError> {
+        let channels = match self.input_shape.as_slice() {
+            [c, _, _] | [c] if *c > 0 => *c as usize,
+            _ => {
+                return Err(ModelError::Invalid {
+                    field: "input_norm",
+                    value: format!("{:?}", self.input_shape),
+                    reason: "standardisation needs image [C, H, W] or vector [D] input".into(),
+                })
+            }
+        };
+        if self.kind == ModelKind::Embedding {
+            return Err(ModelError::Invalid { field: "input_norm", value: "embedding".into(), reason: "token ids cannot be standardised".into() });
+        }
+        if mean.len() != channels || std.len() != channels {
+            return Err(ModelError::Invalid {
+                field: "input_norm",
+                value: format!("{} means, {} deviations", mean.len(), std.len()),
+                reason: format!("the input has {channels} channels/features"),
+            });
+        }
+        if let Some(s) = std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(ModelError::Invalid { field: "input_norm", value: s.to_string(), reason: "every std must be finite and > 0".into() });
+        }
+        if let Some(m) = mean.iter().find(|m| !m.is_finite()) {
+            return Err(ModelError::Invalid { field: "input_norm", value: m.to_string(), reason: "every mean must be finite".into() });
+        }
+        let shape: Vec<i64> = if self.input_shape.len() == 3 { vec![channels as i64, 1, 1] } else { vec![channels as i64] };
+        let t = |v: &[f64]| {
+            let v: Vec<f32> = v.iter().map(|x| *x as f32).collect();
+            Tensor::from_slice(&v).reshape(&shape).to_device(self.device)
+        };
+        self.input_affine = Some((t(mean), t(std)));
+        Ok(())
     }
 
     /// Inference logits `[n, num_classes]`, no tape, under `no_grad`.
@@ -363,6 +407,14 @@ impl Model {
     /// Forward pass; with `Some(tape)` records every DP layer's `(a, z)`. Gradients flow
     /// (call inside `no_grad` for inference).
     pub fn forward(&self, x: &Tensor, tape: Option<&mut Tape>) -> Tensor {
+        let standardized;
+        let x = match &self.input_affine {
+            Some((m, s)) => {
+                standardized = (x - m) / s;
+                &standardized
+            }
+            None => x,
+        };
         let mut r = Runner { layers: &self.layers, tape, next: 0 };
         let out = match &self.arch {
             Arch::Softmax => r.apply(&x.flatten(1, -1)),

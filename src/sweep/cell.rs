@@ -111,6 +111,8 @@ pub fn run_config(cell: &Cell, alpha: f64) -> Result<RunConfig, String> {
             momentum: t.momentum,
             weight_decay: 0.0,
             dp,
+            lr_schedule: t.lr_schedule,
+            input_norm: t.input_norm.clone(),
         },
         target_epsilon: cell.target_epsilon(),
         delta: t.delta,

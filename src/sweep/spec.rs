@@ -121,6 +121,17 @@ pub struct TrainSection {
     /// Use only the first n test records (None: all).
     #[serde(default)]
     pub test_subset: Option<usize>,
+    /// Learning-rate schedule (left out of the cell hash while constant, so older sweeps resume).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub lr_schedule: crate::train::fit::LrSchedule,
+    /// Input standardisation, `"none"`, `"fit"` (non-private cells only) or
+    /// `{ fixed = { mean = [..], std = [..] } }` (left out of the cell hash while none).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub input_norm: crate::train::fit::InputNorm,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 pub fn default_optimizer() -> Optimizer {

@@ -113,6 +113,8 @@ pub struct RunRecord {
     pub collectives: Vec<CollectiveRecord>,
     pub steps: u64,
     pub final_train_loss: f64,
+    /// The input standardisation (per-channel mean, std) the model applied, fitted or given.
+    pub input_norm: Option<(Vec<f64>, Vec<f64>)>,
     pub dp: Option<DpRecord>,
     pub clean_accuracy: Rate,
     pub success: Option<MultiSuccessReport>,
@@ -318,6 +320,7 @@ pub fn train_on(cfg: &RunConfig, split: &Split, progress: &mut dyn Progress) -> 
         collectives: infos.iter().map(CollectiveRecord::from).collect(),
         steps: outcome.steps,
         final_train_loss: outcome.final_loss,
+        input_norm: outcome.input_norm.clone(),
         dp,
         clean_accuracy,
         success,
