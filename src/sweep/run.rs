@@ -133,6 +133,8 @@ pub fn run_one(
     if row.wall_s.is_none() {
         row.wall_s = Some(wall);
     }
+    // The worker's libtorch thread count: the same seed gives the same bits only for the same count.
+    row.torch_threads = Some(tch::get_num_threads());
     row
 }
 

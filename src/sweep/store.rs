@@ -20,8 +20,21 @@ use serde::{Deserialize, Serialize};
 use super::spec::Cell;
 use super::SweepError;
 
-/// Bumped whenever the columns change; a file with another version is refused, not mixed.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped whenever the columns change; a file with an unknown version is refused, not mixed.
+/// Version 2 appended `lr_schedule`, `input_norm` and `torch_threads`; version-1 files (without
+/// them) are still read, with the defaults of those settings and `torch_threads` empty (unknown),
+/// but a sweep does not append version-2 rows to them.
+pub const SCHEMA_VERSION: u32 = 2;
+/// Columns a version-1 file lacks (the last ones of [`ResultRow::header`]).
+const ADDED_IN_V2: usize = 3;
+
+fn default_lr_schedule() -> String {
+    use erased::Named;
+    crate::train::fit::LrSchedule::default().name()
+}
+fn default_input_norm() -> String {
+    crate::train::fit::InputNorm::default().to_string()
+}
 
 /// One results row: the cell's full config (flat columns), what the run measured, the bounds and
 /// provenance. `None` = not applicable (an empty CSV cell).
@@ -89,6 +102,16 @@ pub struct ResultRow {
     pub schema_version: u32,
     /// Non-empty if the cell failed (then the measurements are empty).
     pub error: String,
+    // --- added in schema version 2 ---
+    #[serde(default = "default_lr_schedule")]
+    pub lr_schedule: String,
+    /// `none`, `fit` or `MEAN/STD` (see `crowdout train --help`).
+    #[serde(default = "default_input_norm")]
+    pub input_norm: String,
+    /// libtorch intra-op threads of the worker: results are bit-identical only for the same
+    /// count (docs/architecture.md). Empty in version-1 files (not recorded then).
+    #[serde(default)]
+    pub torch_threads: Option<i32>,
 }
 
 impl ResultRow {
@@ -141,6 +164,9 @@ impl ResultRow {
             crowdout_version: env!("CARGO_PKG_VERSION").to_string(),
             schema_version: SCHEMA_VERSION,
             error: String::new(),
+            lr_schedule: t.lr_schedule.name(),
+            input_norm: t.input_norm.to_string(),
+            torch_threads: None,
         }
     }
 
@@ -206,6 +232,9 @@ impl ResultRow {
             crowdout_version: String::new(),
             schema_version: 0,
             error: String::new(),
+            lr_schedule: String::new(),
+            input_norm: String::new(),
+            torch_threads: None,
         };
         let _ = w.serialize(&dummy);
         let bytes = w.into_inner().unwrap_or_default();
@@ -296,6 +325,12 @@ mod erased {
 /// in the second value (byte offset to truncate to), not repaired.
 /// `repair` only words the warning: whether the caller truncates the file or just skips the line.
 fn read_rows(path: &Path, bytes: &[u8], repair: bool) -> Result<(Vec<ResultRow>, Option<u64>), SweepError> {
+    Ok(read_rows_versioned(path, bytes, repair)?.0)
+}
+
+/// [`read_rows`], plus the schema version of the file's header (1 or [`SCHEMA_VERSION`]).
+type ReadRows = ((Vec<ResultRow>, Option<u64>), u32);
+fn read_rows_versioned(path: &Path, bytes: &[u8], repair: bool) -> Result<ReadRows, SweepError> {
     let store_err = |message: String| SweepError::Store {
         path: path.to_path_buf(),
         message,
@@ -311,7 +346,9 @@ fn read_rows(path: &Path, bytes: &[u8], repair: bool) -> Result<(Vec<ResultRow>,
         .iter()
         .map(str::to_string)
         .collect();
-    if header != expected {
+    let v1 = &expected[..expected.len() - ADDED_IN_V2];
+    let file_version = if header == expected { SCHEMA_VERSION } else if header == v1 { 1 } else { 0 };
+    if file_version == 0 {
         let version_hint = if header.iter().any(|h| h == "schema_version") {
             " (written by another schema_version of crowdout)"
         } else {
@@ -327,6 +364,7 @@ fn read_rows(path: &Path, bytes: &[u8], repair: bool) -> Result<(Vec<ResultRow>,
             expected.join(",")
         )));
     }
+    let expected = header;
     let headers = csv::StringRecord::from(expected.clone());
     let ends_with_newline = bytes.last() == Some(&b'\n');
     let mut records = Vec::new();
@@ -362,7 +400,7 @@ fn read_rows(path: &Path, bytes: &[u8], repair: bool) -> Result<(Vec<ResultRow>,
             .unwrap_or(0);
         let parsed = match (&rec, &bad) {
             (Some(r), None) => match r.deserialize::<ResultRow>(Some(&headers)) {
-                Ok(row) if row.schema_version == SCHEMA_VERSION => Ok(row),
+                Ok(row) if row.schema_version == SCHEMA_VERSION || row.schema_version == 1 => Ok(row),
                 Ok(row) => Err(format!("schema_version {}", row.schema_version)),
                 Err(e) => Err(e.to_string()),
             },
@@ -384,7 +422,7 @@ fn read_rows(path: &Path, bytes: &[u8], repair: bool) -> Result<(Vec<ResultRow>,
             Err(msg) => return Err(store_err(format!("line {line}: bad row: {msg}"))),
         }
     }
-    Ok((rows, truncate_at))
+    Ok(((rows, truncate_at), file_version))
 }
 
 /// Byte offset just after the last `\n` before the end (the start of the last line).
@@ -457,7 +495,17 @@ impl ResultStore {
                 message: "the header line is incomplete (no newline); not a results file".into(),
             });
         } else {
-            let (rows, truncate_at) = read_rows(&path, &bytes, true)?;
+            let ((rows, truncate_at), version) = read_rows_versioned(&path, &bytes, true)?;
+            if version != SCHEMA_VERSION {
+                return Err(SweepError::Store {
+                    path,
+                    message: format!(
+                        "written with schema_version {version} (without the columns lr_schedule, input_norm, \
+                         torch_threads); `crowdout report` still reads it, but a sweep does not append \
+                         schema_version {SCHEMA_VERSION} rows to it: use another --out"
+                    ),
+                });
+            }
             if let Some(at) = truncate_at {
                 file.set_len(at).map_err(io)?;
                 file.sync_all().map_err(io)?;
@@ -618,6 +666,31 @@ lr = 0.1
             assert_eq!(ResultStore::open(&p).unwrap().rows().len(), 2);
             std::fs::write(&p, &good).unwrap();
         }
+    }
+
+    #[test]
+    fn version_1_files_are_read_with_defaults_but_not_appended_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v1.csv");
+        let cs = cells();
+        // A version-1 file: the header and rows without the columns added in version 2.
+        let header = ResultRow::header();
+        let mut text = header[..header.len() - ADDED_IN_V2].join(",") + "\n";
+        let mut r = row(&cs[0], 0.5);
+        r.schema_version = 1;
+        let line = String::from_utf8(r.to_csv_line().unwrap()).unwrap();
+        let fields = csv_fields(line.trim_end());
+        let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+        w.write_record(&fields[..fields.len() - ADDED_IN_V2]).unwrap();
+        text.push_str(&String::from_utf8(w.into_inner().unwrap()).unwrap());
+        std::fs::write(&p, &text).unwrap();
+        let rows = read_results(&p).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].lr_schedule.as_str(), rows[0].input_norm.as_str(), rows[0].torch_threads), ("constant", "none", None));
+        assert_eq!(rows[0].success, Some(0.5));
+        let e = ResultStore::open(&p).err().unwrap().to_string();
+        assert!(e.contains("v1.csv") && e.contains("schema_version 1") && e.contains("another --out"), "{e}");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), text, "the refused file is untouched");
     }
 
     #[test]
