@@ -569,6 +569,17 @@ pub fn compose_pairs(parts: &[(MixtureGaussian, u64)], opts: &PldOptions) -> Res
         let add = build(false);
         let rp: Vec<(&DiscretePld, u64)> = rem.iter().zip(parts).map(|(p, (_, t))| (p, *t)).collect();
         let ap: Vec<(&DiscretePld, u64)> = add.iter().zip(parts).map(|(p, (_, t))| (p, *t)).collect();
+        // The composed grid indices (per-step index × T, summed over phases) must fit in i64;
+        // beyond that (T around 10¹⁸) the arithmetic would wrap and report nonsense.
+        let fits = |ps: &[(&DiscretePld, u64)]| {
+            ps.iter().map(|(p, t)| (p.lower.unsigned_abs() as f64 + p.probs.len() as f64) * *t as f64).sum::<f64>() < 1e18
+        };
+        if !fits(&rp) || !fits(&ap) {
+            let steps: u64 = parts.iter().map(|(_, t)| *t).fold(0, u64::saturating_add);
+            return Err(AccountantError::Pld(format!(
+                "T = {steps} steps is beyond what the PLD grid can index; ε is enormous here: use the RDP accountant"
+            )));
+        }
         let tau = opts.tail_mass_truncation;
         let (rl, rh) = chernoff_bounds(&rp, tau);
         let (al, ah) = chernoff_bounds(&ap, tau);
@@ -593,6 +604,17 @@ pub fn compose_pairs(parts: &[(MixtureGaussian, u64)], opts: &PldOptions) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn astronomically_many_steps_are_an_error_not_a_zero_epsilon() {
+        let m = MixtureGaussian::subsampled_gaussian(0.01, 1.0).unwrap();
+        for t in [1_000_000_000_000_000_000u64, u64::MAX] {
+            match compose_pairs(&[(m.clone(), t)], &PldOptions::default()) {
+                Err(AccountantError::Pld(msg)) => assert!(msg.contains("use the RDP accountant"), "{msg}"),
+                other => panic!("T = {t}: expected an error, got {:?}", other.map(|_| ())),
+            }
+        }
+    }
 
     #[test]
     fn next_fast_len_is_smooth() {

@@ -95,6 +95,9 @@ pub fn run(args: AccountArgs) -> anyhow::Result<()> {
             if !(e.is_finite() && e > 0.0) {
                 bail!("--epochs must be finite and > 0, got {e}");
             }
+            if e / q >= u64::MAX as f64 {
+                bail!("--epochs {e:e} at sample rate {q} gives E/q = {:e} steps, more than a step counter holds (2^64)", e / q);
+            }
             let t = accountant::steps_for_epochs(q, e);
             if t == 0 {
                 bail!("--epochs {e} at sample rate {q} gives int(E/q) = 0 steps");

@@ -35,7 +35,7 @@ use tch::{Device, Kind, Tensor};
 pub enum ModelKind {
     /// Multinomial logistic (softmax) regression on the flattened input.
     Softmax,
-    /// Multi-layer perceptron with ReLU; hidden sizes [`DEFAULT_MLP_HIDDEN`] unless built with [`Model::mlp`].
+    /// Multi-layer perceptron with ReLU, one hidden layer of 256 units (`DEFAULT_MLP_HIDDEN`).
     Mlp,
     /// The DP MNIST CNN of Papernot et al. 2021 / Opacus's MNIST example (28×28 inputs).
     Cnn,

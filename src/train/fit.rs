@@ -186,9 +186,15 @@ pub enum FitError {
 impl FitConfig {
     /// Reject epochs ≤ 0, batch 0, lr ≤ 0, momentum ∉ [0, 1), weight decay < 0, bad DP settings.
     pub fn check(&self) -> Result<(), FitError> {
-        let bad = |field, value: f64, reason| Err(FitError::Invalid { field, value: value.to_string(), reason });
+        let bad = |field, value: f64, reason| {
+            let value = if value.abs() >= 1e15 { format!("{value:e}") } else { value.to_string() };
+            Err(FitError::Invalid { field, value, reason })
+        };
         if !(self.epochs.is_finite() && self.epochs > 0.0) {
             return bad("epochs", self.epochs, "must be finite and > 0");
+        }
+        if self.epochs > MAX_EPOCHS {
+            return bad("epochs", self.epochs, "is more than 10⁹ passes over the data; no run could finish");
         }
         if self.batch_size == 0 {
             return bad("batch_size", 0.0, "must be ≥ 1");
@@ -215,6 +221,9 @@ impl FitConfig {
         Ok(())
     }
 }
+
+/// Upper limit on `epochs`: beyond it T overflows or the run could never finish.
+pub const MAX_EPOCHS: f64 = 1e9;
 
 /// Number of DP-SGD steps for `epochs` at sampling rate q: round(epochs/q), at least 1.
 pub fn dp_steps(epochs: f64, q: f64) -> u64 {
