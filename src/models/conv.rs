@@ -26,8 +26,8 @@ use super::layer::{bcast, GradSampler};
 use std::cell::RefCell;
 use tch::{Kind, Tensor};
 
-/// Largest im2col block, in elements (16 MiB of f32).
-pub const BLOCK_FLOATS: i64 = 1 << 22;
+/// Largest im2col block, in elements (4 MiB of f32).
+pub const BLOCK_FLOATS: i64 = 1 << 20;
 /// Cost of one element of the strided im2col copy, in matmul multiply-adds (measured, CPU).
 pub const COPY_COST: i64 = 8;
 /// Cost of one element of the shifted-Gram strided sum, in matmul multiply-adds (measured, CPU).
