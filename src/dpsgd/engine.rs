@@ -164,26 +164,32 @@ pub fn clipped_grad_sum(
     }
     let (ag, loss_sum) = tape_backward(model, x, y);
     tch::no_grad(|| {
-        // Per layer: Some(per-sample grads) when materialised, None when ghost.
-        let mut mats: Vec<Option<Vec<Tensor>>> = Vec::with_capacity(ag.len());
+        // Per layer, what the clipped sum needs: the kept per-sample grads, or (a, g) for the
+        // book-keeping sum. (a, g) of a layer that keeps its grads is dropped at once, and every
+        // layer's are dropped once its sum is formed, which bounds the peak memory.
+        enum Held {
+            Grads(Vec<Tensor>),
+            Backprops(Tensor, Tensor),
+        }
+        let mut held = Vec::with_capacity(ag.len());
         let mut sq = Vec::with_capacity(ag.len());
-        for (l, (a, g)) in model.layers.iter().zip(&ag) {
+        for (l, (a, g)) in model.layers.iter().zip(ag) {
             let s = l.sampler();
-            if mode == GradMode::Ghost && s.ghost_is_cheaper(a, g) {
-                sq.push(s.ghost_sq_norm(a, g));
-                mats.push(None);
+            if mode == GradMode::Ghost && s.ghost_is_cheaper(&a, &g) {
+                sq.push(s.ghost_sq_norm(&a, &g));
+                held.push(Held::Backprops(a, g));
             } else {
-                let gs = s.grad_sample(a, g);
+                let gs = s.grad_sample(&a, &g);
                 sq.push(sq_norms_of(&gs));
-                mats.push(Some(gs));
+                held.push(Held::Grads(gs));
             }
         }
         let f = clip_factors(&sq, max_norm, clipping);
         let mut sums = Vec::with_capacity(params.len());
-        for (((l, (a, g)), m), c) in model.layers.iter().zip(&ag).zip(&mats).zip(&f) {
-            match m {
-                Some(gs) => sums.extend(gs.iter().map(|gp| weighted_sum(gp, c))),
-                None => sums.extend(l.sampler().clipped_sum(a, g, c)),
+        for ((l, h), c) in model.layers.iter().zip(held).zip(&f) {
+            match h {
+                Held::Grads(gs) => sums.extend(gs.iter().map(|gp| weighted_sum(gp, c))),
+                Held::Backprops(a, g) => sums.extend(l.sampler().clipped_sum(&a, &g, c)),
             }
         }
         ClippedBatch { sums, sq_norms: sq, factors: f, loss_sum, n: n as usize }

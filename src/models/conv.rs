@@ -2,15 +2,38 @@
 //!
 //! With the im2col matrix A_i (`[L, C_in·k_h·k_w]`, L output positions) and g_i (`[C_out, L]`):
 //! - per-sample: ∇W_i = g_i A_i, ∇b_i = Σ_L g_i;
-//! - ghost norm: ‖∇W_i‖² = ⟨g_iᵀ g_i, A_i A_iᵀ⟩ (L×L Gram matrices), cheaper when
-//!   2L² < C_out·C_in·k² (Bu et al. 2023, "layerwise decision");
-//! - clipped sum: Σ_i c_i g_i A_i as one `[C_out, nL] × [nL, C_in k²]` matmul.
+//! - norm without keeping per-sample gradients ([`GradSampler::ghost_sq_norm`]), by whichever of
+//!   three exact routes is cheapest for the shapes: the ghost norm ‖∇W_i‖² = ⟨g_iᵀ g_i, A_i A_iᵀ⟩
+//!   (L×L Gram matrices, Bu et al. 2023) with A_i A_iᵀ from im2col, the same with A_i A_iᵀ summed
+//!   from shifted blocks of the padded input's channel Gram matrix (no im2col), or ‖g_i A_i‖²
+//!   with g_i A_i formed block by block in scratch memory and dropped;
+//! - clipped sum: Σ_i c_i g_i A_i as one `[C_out, nL] × [nL, C_in k²]` product (accumulated over
+//!   blocks of examples).
 //!
-//! im2col is an `as_strided` view of the (padded) input plus one copy, laid out `[n, L, C·k·k]`
-//! with the same (c, kh, kw) order as `F.unfold`; this was 2–3× faster than libtorch's `im2col`.
+//! Whether the engine keeps the per-sample gradients (and takes the clipped sum Σ_i c_i ∇W_i from
+//! them, with no second product) or only their norms ([`GradSampler::ghost_is_cheaper`]) is a
+//! memory rule: keep them when a per-sample gradient is at most [`KEEP_RATIO`] times the size of
+//! the per-sample input activation, so that the kept gradients cost about as much memory as the
+//! activations the forward pass stores anyway.
+//!
+//! im2col is never formed for the whole batch: blocks of examples (at most [`BLOCK_FLOATS`]
+//! floats of columns) are padded and unfolded (an `as_strided` view plus one copy, laid out
+//! `[C·k_h·k_w, b, L]` so that the copy runs along output rows) into one scratch buffer per thread
+//! that is reused across layers and steps, so no per-step allocation or page faulting of the
+//! im2col memory happens.
 
 use super::layer::{bcast, GradSampler};
+use std::cell::RefCell;
 use tch::{Kind, Tensor};
+
+/// Largest im2col block, in elements (4 MiB of f32).
+pub const BLOCK_FLOATS: i64 = 1 << 20;
+/// Cost of one element of the strided im2col copy, in matmul multiply-adds (measured, CPU).
+pub const COPY_COST: i64 = 8;
+/// Cost of one element of the shifted-Gram strided sum, in matmul multiply-adds (measured, CPU).
+pub const SHIFT_SUM_COST: i64 = 150;
+/// Keep materialised per-sample gradients when C_out·C_in·k² ≤ KEEP_RATIO · C_in·H·W.
+pub const KEEP_RATIO: i64 = 2;
 
 /// Conv2d with square stride/padding/dilation per axis. `weight` is `[C_out, C_in, k_h, k_w]`.
 #[derive(Debug)]
@@ -22,30 +45,239 @@ pub struct Conv2d {
     pub dilation: [i64; 2],
 }
 
+thread_local! {
+    /// Scratch memory for padded input blocks and im2col blocks, reused across calls.
+    static SCRATCH: RefCell<Option<Tensor>> = const { RefCell::new(None) };
+}
+
+/// Run `f` on a flat scratch tensor of `numel` elements with `like`'s kind and device. The buffer
+/// is kept per thread and grown when needed; `f` must not call this again nor let the view escape.
+fn with_scratch<R>(numel: i64, like: &Tensor, f: impl FnOnce(&Tensor) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let held = cell.borrow_mut().take();
+        let buf = match held {
+            Some(t) if t.numel() as i64 >= numel && t.kind() == like.kind() && t.device() == like.device() => t,
+            _ => Tensor::empty([numel], (like.kind(), like.device())),
+        };
+        let r = f(&buf.narrow(0, 0, numel));
+        *cell.borrow_mut() = Some(buf);
+        r
+    })
+}
+
+/// Shapes of one convolution applied to a batch.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    n: i64,
+    c: i64,
+    h: i64,
+    w: i64,
+    kh: i64,
+    kw: i64,
+    ho: i64,
+    wo: i64,
+}
+
+impl Geometry {
+    /// Columns per example: C·k_h·k_w.
+    fn k(&self) -> i64 {
+        self.c * self.kh * self.kw
+    }
+    /// Output positions L.
+    fn l(&self) -> i64 {
+        self.ho * self.wo
+    }
+}
+
 impl Conv2d {
-    /// im2col of `a` (`[n, C, H, W]`): `[n, L, C·k_h·k_w]`, contiguous.
-    pub fn unfold(&self, a: &Tensor) -> Tensor {
+    fn geometry(&self, a: &Tensor) -> Geometry {
+        let s = a.size();
         let ws = self.weight.size();
         let (kh, kw) = (ws[2], ws[3]);
-        let [ph, pw] = self.padding;
+        let hp = s[2] + 2 * self.padding[0];
+        let wp = s[3] + 2 * self.padding[1];
+        let ho = (hp - self.dilation[0] * (kh - 1) - 1) / self.stride[0] + 1;
+        let wo = (wp - self.dilation[1] * (kw - 1) - 1) / self.stride[1] + 1;
+        Geometry { n: s[0], c: s[1], h: s[2], w: s[3], kh, kw, ho, wo }
+    }
+
+    /// im2col of `a` (`[n, C, H, W]`): `[n, L, C·k_h·k_w]`, contiguous, the (c, kh, kw) order of
+    /// `F.unfold`. Forms the whole batch at once; the grad sampler itself works in blocks.
+    pub fn unfold(&self, a: &Tensor) -> Tensor {
+        let g = self.geometry(a);
+        let cols = Tensor::empty([g.k(), g.n, g.l()], (a.kind(), a.device()));
+        self.for_blocks(a, g.n * g.k() * g.l(), |i0, b, blk| {
+            let _ = cols.narrow(1, i0, b).copy_(blk);
+        });
+        cols.permute([1, 2, 0]).contiguous()
+    }
+
+    /// Calls `f(i0, b, cols)` for consecutive blocks of examples `i0..i0+b`, where `cols`
+    /// (`[C·k_h·k_w, b, L]`, contiguous, in scratch memory valid only during the call) is the
+    /// im2col of that block. Blocks hold at most `block_floats` column elements (at least one example).
+    fn for_blocks(&self, a: &Tensor, block_floats: i64, mut f: impl FnMut(i64, i64, &Tensor)) {
+        let g = self.geometry(a);
+        let (k, l) = (g.k(), g.l());
         let [sh, sw] = self.stride;
         let [dh, dw] = self.dilation;
-        let ap = if ph > 0 || pw > 0 { a.constant_pad_nd([pw, pw, ph, ph]) } else { a.contiguous() };
-        let s = ap.size();
-        let (n, c, hp, wp) = (s[0], s[1], s[2], s[3]);
-        let ho = (hp - dh * (kh - 1) - 1) / sh + 1;
-        let wo = (wp - dw * (kw - 1) - 1) / sw + 1;
-        let v = ap.as_strided(
-            [n, ho, wo, c, kh, kw],
-            [c * hp * wp, sh * wp, sw, hp * wp, dh * wp, dw],
-            ap.storage_offset(),
-        );
-        v.reshape([n, ho * wo, c * kh * kw])
+        let (hp, wp) = (g.h + 2 * self.padding[0], g.w + 2 * self.padding[1]);
+        self.for_padded_blocks(a, k * l, block_floats, |i0, bb, src, rest| {
+            let v = src.as_strided(
+                [g.c, g.kh, g.kw, bb, g.ho, g.wo],
+                [hp * wp, dh * wp, dw, g.c * hp * wp, sh * wp, sw],
+                src.storage_offset(),
+            );
+            let cols = rest.narrow(0, 0, k * bb * l);
+            let _ = cols.view([g.c, g.kh, g.kw, bb, g.ho, g.wo]).copy_(&v);
+            f(i0, bb, &cols.view([k, bb, l]));
+        })
+    }
+
+    /// Calls `f(i0, b, xp, rest)` for consecutive blocks of examples, where `xp` (`[b, C, H_p, W_p]`)
+    /// is the zero-padded input of the block (a view of `a` when there is no padding) and `rest` a
+    /// scratch region of `b · per_example` elements; both live in per-thread scratch memory and are
+    /// valid only during the call. `b` is chosen so that `b · per_example ≤ block_floats` (b ≥ 1).
+    fn for_padded_blocks(&self, a: &Tensor, per_example: i64, block_floats: i64, mut f: impl FnMut(i64, i64, &Tensor, &Tensor)) {
+        let g = self.geometry(a);
+        if g.n == 0 {
+            return;
+        }
+        let b = (block_floats / per_example.max(1)).clamp(1, g.n);
+        let [ph, pw] = self.padding;
+        let (hp, wp) = (g.h + 2 * ph, g.w + 2 * pw);
+        let padded = ph > 0 || pw > 0;
+        let pad_len = if padded { b * g.c * hp * wp } else { 0 };
+        let a = a.contiguous();
+        with_scratch(pad_len + b * per_example, &a, |s| {
+            let mut i0 = 0;
+            while i0 < g.n {
+                let bb = b.min(g.n - i0);
+                let src = if padded {
+                    let mut p = s.narrow(0, 0, bb * g.c * hp * wp).view([bb, g.c, hp, wp]);
+                    let _ = p.zero_();
+                    let _ = p.narrow(2, ph, g.h).narrow(3, pw, g.w).copy_(&a.narrow(0, i0, bb));
+                    p
+                } else {
+                    a.narrow(0, i0, bb)
+                };
+                f(i0, bb, &src, &s.narrow(0, pad_len, bb * per_example));
+                i0 += bb;
+            }
+        })
+    }
+
+    /// ‖∇W_i‖² = ⟨g_iᵀ g_i, A_i A_iᵀ⟩ with A_i A_iᵀ taken from the Gram matrix of the padded input
+    /// over channels, S_i = X_iᵀ X_i (`[P, P]`, P = H_p·W_p positions), without im2col:
+    /// (A_i A_iᵀ)[p, q] = Σ_{(κ_h, κ_w)} S_i[s·p + d·κ, s·q + d·κ] — the sum of k_h·k_w strided
+    /// shifted sub-blocks of S_i. Costs 2P²C + 2L²C_out + k²L² per example.
+    pub fn shifted_gram_sq_norm(&self, a: &Tensor, g: &Tensor) -> Tensor {
+        self.shifted_gram_sq_norm_blocked(a, g, BLOCK_FLOATS)
+    }
+
+    fn shifted_gram_sq_norm_blocked(&self, a: &Tensor, g: &Tensor, block_floats: i64) -> Tensor {
+        let geo = self.geometry(a);
+        let g3 = Self::g3(g);
+        let (hp, wp) = (geo.h + 2 * self.padding[0], geo.w + 2 * self.padding[1]);
+        let p = hp * wp;
+        let [sh, sw] = self.stride;
+        let [dh, dw] = self.dilation;
+        let l = geo.l();
+        let mut parts = Vec::new();
+        self.for_padded_blocks(a, p * p, block_floats, |i0, b, xp, rest| {
+            let x2 = xp.reshape([b, geo.c, p]);
+            let s = rest.view([b, p, p]);
+            let _ = x2.transpose(1, 2).bmm_out(&s, &x2);
+            let shifted = s.as_strided(
+                [b, geo.kh, geo.kw, geo.ho, geo.wo, geo.ho, geo.wo],
+                [p * p, dh * wp * p + dh * wp, dw * p + dw, sh * wp * p, sw * p, sh * wp, sw],
+                s.storage_offset(),
+            );
+            let aa = shifted.sum_dim_intlist([1, 2].as_slice(), false, Kind::Float).reshape([b, l, l]);
+            let gb = g3.narrow(0, i0, b);
+            let gg = gb.transpose(1, 2).bmm(&gb);
+            parts.push((gg * aa).sum_dim_intlist([1, 2].as_slice(), false, Kind::Float));
+        });
+        self.bias_sq_norm(&g3, Tensor::cat(&parts, 0))
     }
 
     fn g3(g: &Tensor) -> Tensor {
         let s = g.size();
         g.reshape([s[0], s[1], -1])
+    }
+
+    fn bias_sq_norm(&self, g3: &Tensor, w: Tensor) -> Tensor {
+        if self.bias.is_some() {
+            w + g3.sum_dim_intlist(2, false, Kind::Float).square().sum_dim_intlist(1, false, Kind::Float)
+        } else {
+            w
+        }
+    }
+
+    /// ‖∇W_i‖² by the Gram-matrix formula ⟨g_iᵀ g_i, A_i A_iᵀ⟩, plus the bias part.
+    pub fn gram_sq_norm(&self, a: &Tensor, g: &Tensor) -> Tensor {
+        self.gram_sq_norm_blocked(a, g, BLOCK_FLOATS)
+    }
+
+    fn gram_sq_norm_blocked(&self, a: &Tensor, g: &Tensor, block_floats: i64) -> Tensor {
+        let g3 = Self::g3(g);
+        let mut parts = Vec::new();
+        self.for_blocks(a, block_floats, |i0, b, cols| {
+            let gb = g3.narrow(0, i0, b);
+            let gg = gb.transpose(1, 2).bmm(&gb);
+            let at = cols.permute([1, 2, 0]);
+            let aa = at.bmm(&cols.permute([1, 0, 2]));
+            parts.push((gg * aa).sum_dim_intlist([1, 2].as_slice(), false, Kind::Float));
+        });
+        self.bias_sq_norm(&g3, Tensor::cat(&parts, 0))
+    }
+
+    /// ‖∇W_i‖² from g_i A_i formed block by block in temporary memory, plus the bias part.
+    pub fn formed_sq_norm(&self, a: &Tensor, g: &Tensor) -> Tensor {
+        self.formed_sq_norm_blocked(a, g, BLOCK_FLOATS)
+    }
+
+    fn formed_sq_norm_blocked(&self, a: &Tensor, g: &Tensor, block_floats: i64) -> Tensor {
+        let g3 = Self::g3(g);
+        let mut parts = Vec::new();
+        self.for_blocks(a, block_floats, |i0, b, cols| {
+            let m = g3.narrow(0, i0, b).bmm(&cols.permute([1, 2, 0]));
+            parts.push(m.view([b, -1]).square().sum_dim_intlist(1, false, Kind::Float));
+        });
+        self.bias_sq_norm(&g3, Tensor::cat(&parts, 0))
+    }
+
+    fn grad_sample_blocked(&self, a: &Tensor, g: &Tensor, block_floats: i64) -> Vec<Tensor> {
+        let g3 = Self::g3(g);
+        let ws = self.weight.size();
+        let n = g3.size()[0];
+        let out = Tensor::empty([n, ws[0], ws[1] * ws[2] * ws[3]], (g.kind(), g.device()));
+        self.for_blocks(a, block_floats, |i0, b, cols| {
+            let _ = g3.narrow(0, i0, b).bmm_out(&out.narrow(0, i0, b), &cols.permute([1, 2, 0]));
+        });
+        let mut v = vec![out.view([vec![n], ws].concat().as_slice())];
+        if self.bias.is_some() {
+            v.push(g3.sum_dim_intlist(2, false, Kind::Float));
+        }
+        v
+    }
+
+    fn clipped_sum_blocked(&self, a: &Tensor, g: &Tensor, c: &Tensor, block_floats: i64) -> Vec<Tensor> {
+        let g3 = Self::g3(g);
+        let s = g3.size();
+        let (co, l) = (s[1], s[2]);
+        let k = self.weight.numel() as i64 / co;
+        // (c ⊙ g) laid out [C_out, n, L], so that a block of examples is a [C_out, bL] matrix.
+        let gc = (&g3 * bcast(c, 3)).permute([1, 0, 2]).contiguous();
+        let mut w = Tensor::zeros([co, k], (g.kind(), g.device()));
+        self.for_blocks(a, block_floats, |i0, b, cols| {
+            let lhs = gc.narrow(1, i0, b).reshape([co, b * l]);
+            let _ = w.addmm_(&lhs, &cols.view([k, b * l]).tr());
+        });
+        let mut out = vec![w.view(self.weight.size().as_slice())];
+        if self.bias.is_some() {
+            out.push(gc.sum_dim_intlist([1, 2].as_slice(), false, Kind::Float));
+        }
+        out
     }
 }
 
@@ -64,50 +296,134 @@ impl GradSampler for Conv2d {
     }
 
     fn grad_sample(&self, a: &Tensor, g: &Tensor) -> Vec<Tensor> {
-        let n = a.size()[0];
-        let au = self.unfold(a);
-        let g3 = Self::g3(g);
-        let mut out = vec![g3.bmm(&au).view([n, -1]).reshape(
-            [vec![n], self.weight.size()].concat().as_slice(),
-        )];
-        if self.bias.is_some() {
-            out.push(g3.sum_dim_intlist(2, false, Kind::Float));
-        }
-        out
+        self.grad_sample_blocked(a, g, BLOCK_FLOATS)
     }
 
+    /// The cheapest of three exact routes per example, in multiply-add equivalents: g_i A_i
+    /// formed in blocks (C_out·K·L + c_copy·K·L), the im2col Gram formula
+    /// (L²(C_out + K) + c_copy·K·L) or the shifted channel Gram (P²C + L²C_out + c_red·k²L²),
+    /// with K = C_in·k², P the padded positions and the per-element costs of the strided im2col
+    /// copy (c_copy) and of the strided shifted sum (c_red) as measured against the matmul rate
+    /// on a 2-core CPU ([`COPY_COST`], [`SHIFT_SUM_COST`]).
     fn ghost_sq_norm(&self, a: &Tensor, g: &Tensor) -> Tensor {
-        let au = self.unfold(a);
-        let g3 = Self::g3(g);
-        let gg = g3.transpose(1, 2).bmm(&g3);
-        let aa = au.bmm(&au.transpose(1, 2));
-        let w = (gg * aa).sum_dim_intlist([1, 2].as_slice(), false, Kind::Float);
-        if self.bias.is_some() {
-            w + g3.sum_dim_intlist(2, false, Kind::Float).square().sum_dim_intlist(1, false, Kind::Float)
+        let geo = self.geometry(a);
+        let co = self.weight.size()[0];
+        let (k, l) = (geo.k(), geo.l());
+        let p = (geo.h + 2 * self.padding[0]) * (geo.w + 2 * self.padding[1]);
+        let formed = co * k * l + COPY_COST * k * l;
+        let gram = l * l * (co + k) + COPY_COST * k * l;
+        let shifted = p * p * geo.c + l * l * co + SHIFT_SUM_COST * geo.kh * geo.kw * l * l;
+        if shifted <= gram && shifted <= formed {
+            self.shifted_gram_sq_norm(a, g)
+        } else if gram <= formed {
+            self.gram_sq_norm(a, g)
         } else {
-            w
+            self.formed_sq_norm(a, g)
         }
     }
 
-    fn ghost_is_cheaper(&self, _a: &Tensor, g: &Tensor) -> bool {
-        let s = g.size();
-        let l: i64 = s[2..].iter().product();
-        let w = self.weight.size();
-        2 * l * l < w[0] * w[1] * w[2] * w[3]
+    /// `true` (keep only norms) when a per-sample gradient C_out·C_in·k² is more than
+    /// [`KEEP_RATIO`] times the per-sample input C_in·H·W.
+    fn ghost_is_cheaper(&self, a: &Tensor, _g: &Tensor) -> bool {
+        let s = a.size();
+        let input: i64 = s[1..].iter().product();
+        self.weight.numel() as i64 > KEEP_RATIO * input
     }
 
     fn clipped_sum(&self, a: &Tensor, g: &Tensor, c: &Tensor) -> Vec<Tensor> {
-        let au = self.unfold(a);
-        let g3 = Self::g3(g);
-        let s = g3.size();
-        let (n, co, l) = (s[0], s[1], s[2]);
-        let gc = &g3 * bcast(c, 3);
-        let lhs = gc.permute([1, 0, 2]).reshape([co, n * l]);
-        let w = lhs.mm(&au.reshape([n * l, -1])).reshape(self.weight.size().as_slice());
-        let mut out = vec![w];
-        if self.bias.is_some() {
-            out.push(gc.sum_dim_intlist([0, 2].as_slice(), false, Kind::Float));
+        self.clipped_sum_blocked(a, g, c, BLOCK_FLOATS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::layer::{sq_norms_of, weighted_sum};
+
+    fn randn(shape: &[i64], seed: u64) -> Tensor {
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, StandardNormal};
+        let mut r = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+        let n: i64 = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(&mut r)).collect();
+        Tensor::from_slice(&v).reshape(shape)
+    }
+
+    fn close(want: &Tensor, got: &Tensor) {
+        assert_eq!(want.size(), got.size());
+        let scale = want.abs().max().double_value(&[]).max(1e-12);
+        let diff = (want - got).abs().max().double_value(&[]);
+        assert!(diff <= 1e-5 * scale, "diff {diff:e} vs scale {scale:e}");
+    }
+
+    /// Per-sample gradients by autograd, one example at a time.
+    fn naive(conv: &Conv2d, a: &Tensor, g: &Tensor) -> Vec<Tensor> {
+        let n = a.size()[0];
+        let mut per: Vec<Vec<Tensor>> = conv.params().iter().map(|_| Vec::new()).collect();
+        for i in 0..n {
+            let (_, z) = conv.forward(&a.narrow(0, i, 1));
+            let l = (z * g.narrow(0, i, 1)).sum(Kind::Float);
+            let ps: Vec<&Tensor> = conv.params();
+            for (v, gr) in per.iter_mut().zip(Tensor::run_backward(&[&l], &ps, false, false)) {
+                v.push(gr);
+            }
         }
-        out
+        per.into_iter().map(|v| Tensor::stack(&v, 0)).collect()
+    }
+
+    #[test]
+    fn blocked_routes_match_per_example_autograd() {
+        // (C_in, C_out, k, stride, pad, dilation, bias, H): padded, strided, dilated, 1×1, with and without bias.
+        let cases = [
+            (3, 4, 3, 1, 1, 1, false, 7),
+            (2, 5, 3, 2, 1, 1, true, 8),
+            (4, 6, 1, 2, 0, 1, false, 6),
+            (2, 3, 4, 2, 0, 1, true, 9),
+            (3, 2, 3, 1, 2, 1, false, 5),
+            (2, 3, 3, 2, 2, 2, true, 9),
+        ];
+        for (j, &(ci, co, k, s, p, d, bias, h)) in cases.iter().enumerate() {
+            let seed = 10 * j as u64;
+            let conv = Conv2d {
+                weight: randn(&[co, ci, k, k], seed).set_requires_grad(true),
+                bias: if bias { Some(randn(&[co], seed + 1).set_requires_grad(true)) } else { None },
+                stride: [s, s],
+                padding: [p, p],
+                dilation: [d, d],
+            };
+            let n = 5;
+            let a = randn(&[n, ci, h, h], seed + 2);
+            let (_, z) = tch::no_grad(|| conv.forward(&a));
+            let g = randn(&z.size(), seed + 3);
+            let want = naive(&conv, &a, &g);
+            let c = randn(&[n], seed + 4).abs();
+            tch::no_grad(|| {
+                // One example per block, and everything in one block.
+                for bf in [1, 1 << 30] {
+                    let got = conv.grad_sample_blocked(&a, &g, bf);
+                    for (w, gt) in want.iter().zip(&got) {
+                        close(w, gt);
+                    }
+                    let sq = sq_norms_of(&want);
+                    close(&sq, &conv.gram_sq_norm_blocked(&a, &g, bf));
+                    close(&sq, &conv.formed_sq_norm_blocked(&a, &g, bf));
+                    close(&sq, &conv.shifted_gram_sq_norm_blocked(&a, &g, bf));
+                    let sums = conv.clipped_sum_blocked(&a, &g, &c, bf);
+                    for (w, s) in want.iter().zip(&sums) {
+                        close(&weighted_sum(w, &c), s);
+                    }
+                }
+                let u = conv.unfold(&a);
+                let geo = conv.geometry(&a);
+                assert_eq!(u.size(), vec![n, geo.l(), geo.k()]);
+                let w2 = conv.weight.view([co, -1]);
+                let direct = u.matmul(&w2.tr()).transpose(1, 2).reshape(z.size().as_slice());
+                let zb = match &conv.bias {
+                    Some(b) => &z - b.view([1, -1, 1, 1]),
+                    None => z.shallow_clone(),
+                };
+                close(&zb, &direct);
+            });
+        }
     }
 }

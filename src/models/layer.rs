@@ -18,8 +18,10 @@ pub trait GradSampler {
     fn ghost_sq_norm(&self, a: &Tensor, g: &Tensor) -> Tensor {
         sq_norms_of(&self.grad_sample(a, g))
     }
-    /// Whether the ghost norm is cheaper than materialising for these shapes (Bu et al. 2023:
-    /// compare 2T² with d_in·d_out). Layers whose per-sample gradients are tiny say `false`.
+    /// Whether the engine should take only the norms ([`Self::ghost_sq_norm`], then
+    /// [`Self::clipped_sum`]) rather than keep materialised per-sample gradients for these shapes
+    /// (Bu et al. 2023's layerwise decision; each layer states its own rule, by time or memory).
+    /// Layers whose per-sample gradients are tiny say `false`.
     fn ghost_is_cheaper(&self, _a: &Tensor, _g: &Tensor) -> bool {
         false
     }
