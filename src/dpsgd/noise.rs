@@ -21,8 +21,9 @@
 //! The constants (r, V) have 12 significant digits, so the top layer's area is V up to 1.2·10⁻⁹
 //! relative (a probability error of order 10⁻¹¹). The result is computed in f64, scaled by the standard deviation and rounded to f32 once. This
 //! replaced `rand_distr::StandardNormal` (a 256-layer f64 ziggurat taking one 64-bit word per
-//! draw, ≈ 6.5 ns per draw on one core here) by ≈ 2.5 ns per draw: the ChaCha20 keystream itself
-//! costs ≈ 1.7 ns per 32-bit word. The noise *values* for a given seed changed with that switch;
+//! draw, ≈ 5.4–6.5 ns per draw on one core here) by ≈ 4.3 ns per draw, of which the ChaCha20
+//! keystream itself is ≈ 1.7 ns per 32-bit word and the rare slow path (2.8 % of draws at 128
+//! layers: wedge with `exp`, tail with two logarithms) about 1 ns. The keystream is now the floor. The noise *values* for a given seed changed with that switch;
 //! their distribution did not (tests/dpsgd_stats.rs checks mean, standard deviation and a
 //! Kolmogorov–Smirnov test; the unit tests below check the tails).
 
@@ -32,6 +33,8 @@ use rayon::prelude::*;
 use std::sync::OnceLock;
 use tch::{Device, Kind, Tensor};
 
+/// Coordinates whose keystream words are read at once (4 KiB on the stack).
+const ZIG_BLOCK: usize = 1024;
 /// Layers of [`Ziggurat`].
 const ZIG_LAYERS: usize = 128;
 /// Right edge r of the base layer and the common layer area V for 128 layers (Marsaglia & Tsang 2000).
@@ -83,7 +86,9 @@ impl Ziggurat {
     fn sample(&self, mut w: u32, r: &mut ChaCha20Rng) -> f64 {
         loop {
             let i = (w & 0x7f) as usize;
-            let neg = w & 0x80 != 0;
+            // Bit 7 of the word becomes the sign bit of the result (branch-free: a random sign
+            // as a branch mispredicts half the time, which cost more than the rest of the draw).
+            let sign = ((w & 0x80) as u64) << 56;
             let x = (w >> 8) as f64 * self.scale[i];
             let z = if x < self.x[i + 1] {
                 Some(x)
@@ -106,7 +111,7 @@ impl Ziggurat {
                 }
             };
             match z {
-                Some(z) => return if neg { -z } else { z },
+                Some(z) => return f64::from_bits(z.to_bits() | sign),
                 None => w = r.next_u32(),
             }
         }
@@ -140,13 +145,18 @@ impl NoiseSource {
         out.par_chunks_mut(NOISE_CHUNK).enumerate().for_each(|(j, chunk)| {
             let mut r = ChaCha20Rng::from_seed(key);
             r.set_stream((t << 24) | j as u64);
-            // One keystream word per coordinate in bulk, little-endian; extra words for the rare
-            // rejections and tail draws continue the same stream after these.
-            let mut bytes = vec![0u8; 4 * chunk.len()];
-            r.fill_bytes(&mut bytes);
-            for (v, b) in chunk.iter_mut().zip(bytes.chunks_exact(4)) {
-                let w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                *v = (zig.sample(w, &mut r) * std) as f32;
+            // One keystream word per coordinate, read in bulk (little-endian) into a stack buffer of
+            // ZIG_BLOCK words at a time; the rare rejections and tail draws take the words that
+            // follow in the same stream. (A heap buffer per chunk cost more than the sampling:
+            // fresh pages at every call.)
+            let mut bytes = [0u8; 4 * ZIG_BLOCK];
+            for block in chunk.chunks_mut(ZIG_BLOCK) {
+                let bytes = &mut bytes[..4 * block.len()];
+                r.fill_bytes(bytes);
+                for (v, b) in block.iter_mut().zip(bytes.chunks_exact(4)) {
+                    let w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    *v = (zig.sample(w, &mut r) * std) as f32;
+                }
             }
         });
     }
