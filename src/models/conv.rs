@@ -8,7 +8,10 @@
 //!   from shifted blocks of the padded input's channel Gram matrix (no im2col), or ‖g_i A_i‖²
 //!   with g_i A_i formed block by block in scratch memory and dropped;
 //! - clipped sum: Σ_i c_i g_i A_i as one `[C_out, nL] × [nL, C_in k²]` product (accumulated over
-//!   blocks of examples).
+//!   blocks of examples), or for small C_in k² as the weight gradient of the convolution for the
+//!   output gradient c ⊙ g, one convolution without im2col ([`Conv2d::weight_grad`]);
+//! - per-sample gradients with a single input channel (the first layer on grey images) as one
+//!   grouped convolution, faster than im2col + `bmm` there.
 //!
 //! Whether the engine keeps the per-sample gradients (and takes the clipped sum Σ_i c_i ∇W_i from
 //! them, with no second product) or only their norms ([`GradSampler::ghost_is_cheaper`]) is a
@@ -32,6 +35,8 @@ pub const BLOCK_FLOATS: i64 = 1 << 20;
 pub const COPY_COST: i64 = 8;
 /// Cost of one element of the shifted-Gram strided sum, in matmul multiply-adds (measured, CPU).
 pub const SHIFT_SUM_COST: i64 = 150;
+/// Largest C_in·k² for which the clipped sum is one weight-gradient convolution.
+pub const WEIGHT_GRAD_MAX_K: i64 = 256;
 /// Keep materialised per-sample gradients when C_out·C_in·k² ≤ KEEP_RATIO · C_in·H·W.
 pub const KEEP_RATIO: i64 = 2;
 
@@ -246,6 +251,18 @@ impl Conv2d {
         self.bias_sq_norm(&g3, Tensor::cat(&parts, 0))
     }
 
+    /// Σ_i ∇W_i for output gradient `g` (`[n, C_out, h_o, w_o]`): the weight gradient
+    /// dW[o, c, p, q] = Σ_{i, y, x} g[i, o, y, x] · a_pad[i, c, s·y + d·p, s·x + d·q]
+    /// (s stride, d dilation), which is the convolution of a_padᵀ (`[C_in, n, H, W]`, examples as
+    /// channels) with gᵀ (`[C_out, n, h_o, w_o]`) at stride d and dilation s, cut to k_h × k_w and
+    /// transposed to `[C_out, C_in, k_h, k_w]`. Equals `(g reshaped)ᵀ · im2col(a)` up to float
+    /// summation order, without materialising im2col (≈ 2.5× faster for the CNN's second layer).
+    fn weight_grad(&self, a: &Tensor, g: &Tensor) -> Tensor {
+        let ws = self.weight.size();
+        let out = a.transpose(0, 1).conv2d(&g.transpose(0, 1), None::<Tensor>, self.dilation, self.padding, self.stride, 1);
+        out.narrow(2, 0, ws[2]).narrow(3, 0, ws[3]).transpose(0, 1)
+    }
+
     fn grad_sample_blocked(&self, a: &Tensor, g: &Tensor, block_floats: i64) -> Vec<Tensor> {
         let g3 = Self::g3(g);
         let ws = self.weight.size();
@@ -296,7 +313,28 @@ impl GradSampler for Conv2d {
     }
 
     fn grad_sample(&self, a: &Tensor, g: &Tensor) -> Vec<Tensor> {
-        self.grad_sample_blocked(a, g, BLOCK_FLOATS)
+        let n = a.size()[0];
+        let ws = self.weight.size();
+        if ws[1] != 1 || n == 0 {
+            return self.grad_sample_blocked(a, g, BLOCK_FLOATS);
+        }
+        // One input channel: the per-sample weight_grad of every example at once as a grouped
+        // convolution (group i = example i: input channel i of a viewed as [1, n, H, W], filters
+        // g_i), cut to k_h × k_w; ≈ 1.4× faster than im2col + bmm for the CNN's conv1.
+        let (sa, gs) = (a.size(), g.size());
+        let out = a.reshape([1, n, sa[2], sa[3]]).conv2d(
+            &g.reshape([n * gs[1], 1, gs[2], gs[3]]),
+            None::<Tensor>,
+            self.dilation,
+            self.padding,
+            self.stride,
+            n,
+        );
+        let mut v = vec![out.narrow(2, 0, ws[2]).narrow(3, 0, ws[3]).reshape([vec![n], ws].concat().as_slice())];
+        if self.bias.is_some() {
+            v.push(Self::g3(g).sum_dim_intlist(2, false, Kind::Float));
+        }
+        v
     }
 
     /// The cheapest of three exact routes per example, in multiply-add equivalents: g_i A_i
@@ -330,8 +368,21 @@ impl GradSampler for Conv2d {
         self.weight.numel() as i64 > KEEP_RATIO * input
     }
 
+    /// Small K = C_in·k² (≤ [`WEIGHT_GRAD_MAX_K`]): one weight-gradient convolution of c ⊙ g
+    /// ([`Conv2d::weight_grad`]); otherwise the blocked im2col product. Measured on 2 threads:
+    /// the DP CNN's conv2 (K = 256) 1.4 vs 3.3 ms; on ResNet18's 3×3 layers (K ≥ 576) the
+    /// blocked product was faster or within 10 % in total.
     fn clipped_sum(&self, a: &Tensor, g: &Tensor, c: &Tensor) -> Vec<Tensor> {
-        self.clipped_sum_blocked(a, g, c, BLOCK_FLOATS)
+        let k = self.weight.numel() as i64 / self.weight.size()[0];
+        if k > WEIGHT_GRAD_MAX_K {
+            return self.clipped_sum_blocked(a, g, c, BLOCK_FLOATS);
+        }
+        let gc = g * bcast(c, g.dim());
+        let mut out = vec![self.weight_grad(a, &gc)];
+        if self.bias.is_some() {
+            out.push(gc.sum_dim_intlist([0, 2, 3].as_slice(), false, Kind::Float));
+        }
+        out
     }
 }
 
@@ -424,6 +475,39 @@ mod tests {
                 };
                 close(&zb, &direct);
             });
+        }
+    }
+
+    /// The im2col reference: per-sample ∇W_i = g_i · im2col(a)_i.
+    fn reference(conv: &Conv2d, a: &Tensor, g: &Tensor) -> Tensor {
+        let n = a.size()[0];
+        Conv2d::g3(g).bmm(&conv.unfold(a)).reshape([vec![n], conv.weight.size()].concat().as_slice())
+    }
+
+    #[test]
+    fn grouped_and_weight_grad_paths_match_im2col() {
+        let _g = tch::no_grad_guard();
+        let mut r = crate::rng::stream(Some(3), crate::rng::Stream::Data);
+        let mut rnd = |shape: &[i64]| {
+            use rand::RngExt;
+            let v: Vec<f32> = (0..shape.iter().product::<i64>()).map(|_| r.random::<f32>() * 2.0 - 1.0).collect();
+            Tensor::from_slice(&v).reshape(shape)
+        };
+        for (cin, k, stride, pad, dil, hw) in [(1i64, 3i64, 1i64, 1i64, 1i64, 9i64), (1, 4, 2, 3, 2, 13), (3, 3, 2, 1, 2, 12), (2, 2, 3, 0, 1, 10)] {
+            let conv = Conv2d { weight: rnd(&[5, cin, k, k]), bias: Some(rnd(&[5])), stride: [stride; 2], padding: [pad; 2], dilation: [dil; 2] };
+            let a = rnd(&[4, cin, hw, hw]);
+            let (_, z) = conv.forward(&a);
+            let g = rnd(z.size().as_slice());
+            let want = reference(&conv, &a, &g);
+            let got = conv.grad_sample(&a, &g);
+            let scale = want.abs().max().double_value(&[]);
+            assert!((&got[0] - &want).abs().max().double_value(&[]) <= 1e-5 * scale, "per-sample grads, cin {cin} k {k} s {stride} p {pad} d {dil}");
+            let c = Tensor::from_slice(&[0.5f32, 1.0, 0.25, 2.0]);
+            let sums = conv.clipped_sum(&a, &g, &c);
+            let want_sum = (&want * c.view([-1, 1, 1, 1, 1])).sum_dim_intlist(0, false, Kind::Float);
+            assert!((&sums[0] - &want_sum).abs().max().double_value(&[]) <= 1e-5 * scale, "clipped sum, cin {cin} k {k} s {stride} p {pad} d {dil}");
+            let want_b = (&g * c.view([-1, 1, 1, 1])).sum_dim_intlist([0, 2, 3].as_slice(), false, Kind::Float);
+            assert!((&sums[1] - &want_b).abs().max().double_value(&[]) <= 1e-5 * scale);
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod group_norm;
 pub mod layer;
 pub mod layer_norm;
 pub mod linear;
+pub mod pool;
 
 use crate::rng::{self, ChaCha20Rng, Stream};
 pub use conv::Conv2d;
@@ -426,8 +427,9 @@ impl Model {
                 r.apply(&h)
             }
             Arch::Cnn => {
-                let h = r.apply(x).relu().max_pool2d([2, 2], [1, 1], [0, 0], [1, 1], false);
-                let h = r.apply(&h).relu().max_pool2d([2, 2], [1, 1], [0, 0], [1, 1], false);
+                // max_pool2d(2, stride 1), computed by pool::max_pool_2x2_s1 (same values and gradient, faster on the CPU).
+                let h = pool::max_pool_2x2_s1(&r.apply(x).relu());
+                let h = pool::max_pool_2x2_s1(&r.apply(&h).relu());
                 let h = r.apply(&h.flatten(1, -1)).relu();
                 r.apply(&h)
             }
