@@ -288,6 +288,7 @@ fn cases() -> Vec<Case> {
             &["m.csv"],
         ),
         // ---- sweep ----
+        sweep_case("sweep: input_norm fit with a DP arm", spec_with("privacy = [\"none\"]", "privacy = [\"none\", \"sigma=1\"]\nclip = [1.0]").replace("test_subset = 50", "test_subset = 50\ninput_norm = \"fit\""), &["spec.toml:16", "train.input_norm", "accountant does not cover"]),
         sweep_case("sweep: alpha 1.5", spec_with("alpha = [0.0, 0.1]", "alpha = [1.5]"), &["spec.toml:6", "grid.alpha", "1.5 is outside [0, 1)"]),
         sweep_case("sweep: epsilon -1", spec_with("privacy = [\"none\"]", "privacy = [\"eps=-1\"]\nclip = [1.0]"), &["spec.toml", "line 7", "ε must be finite and > 0"]),
         sweep_case("sweep: sigma -1", spec_with("privacy = [\"none\"]", "privacy = [\"sigma=-1\"]\nclip = [1.0]"), &["line 7", "σ must be finite and ≥ 0"]),

@@ -112,7 +112,7 @@ impl Conv2d {
         let g = self.geometry(a);
         let cols = Tensor::empty([g.k(), g.n, g.l()], (a.kind(), a.device()));
         self.for_blocks(a, g.n * g.k() * g.l(), |i0, b, blk| {
-            let _ = cols.narrow(1, i0, b).copy_(blk);
+            cols.narrow(1, i0, b).copy_(blk);
         });
         cols.permute([1, 2, 0]).contiguous()
     }
@@ -133,7 +133,7 @@ impl Conv2d {
                 src.storage_offset(),
             );
             let cols = rest.narrow(0, 0, k * bb * l);
-            let _ = cols.view([g.c, g.kh, g.kw, bb, g.ho, g.wo]).copy_(&v);
+            cols.view([g.c, g.kh, g.kw, bb, g.ho, g.wo]).copy_(&v);
             f(i0, bb, &cols.view([k, bb, l]));
         })
     }
@@ -160,7 +160,7 @@ impl Conv2d {
                 let src = if padded {
                     let mut p = s.narrow(0, 0, bb * g.c * hp * wp).view([bb, g.c, hp, wp]);
                     let _ = p.zero_();
-                    let _ = p.narrow(2, ph, g.h).narrow(3, pw, g.w).copy_(&a.narrow(0, i0, bb));
+                    p.narrow(2, ph, g.h).narrow(3, pw, g.w).copy_(&a.narrow(0, i0, bb));
                     p
                 } else {
                     a.narrow(0, i0, bb)

@@ -562,6 +562,15 @@ impl SweepSpec {
                 return Err(invalid(&format!("train.{key}"), tl(key), "must be ≥ 1".into()));
             }
         }
+        if t.input_norm == crate::train::fit::InputNorm::Fit && g.privacy.get_ref().iter().any(|p| *p != Privacy::NonPrivate) {
+            return Err(invalid(
+                "train.input_norm",
+                tl("input_norm"),
+                "\"fit\" standardises with statistics of the private training set, which the accountant does not cover; \
+                 use it with privacy = [\"none\"] only, or give public constants { fixed = { mean = [..], std = [..] } }"
+                    .into(),
+            ));
+        }
 
         Ok(SweepSpec {
             name,
