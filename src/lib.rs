@@ -13,6 +13,7 @@ pub mod data;
 pub mod device;
 pub mod dpsgd;
 pub mod models;
+pub mod parallel;
 pub mod provenance;
 pub mod report;
 pub mod rng;

@@ -3,8 +3,8 @@
 //! A run draws a 256-bit key from its `Stream::Noise` ChaCha20 stream (OS entropy when the run has
 //! no seed). Draw number t (one per step) fills a vector in chunks of [`NOISE_CHUNK`] coordinates;
 //! chunk j uses ChaCha20 keyed by that key with stream id `(t << 24) | j`, so chunks are
-//! independent, are generated in parallel with rayon, and the result does not depend on the
-//! number of threads. libtorch's generator is never used (it is neither secure nor per-run).
+//! independent, are generated in parallel on libtorch's CPU threads ([`crate::parallel`]), and the
+//! result does not depend on the number of threads. libtorch's generator is never used (it is neither secure nor per-run).
 //!
 //! Normals come from [`Ziggurat`], the ziggurat method of Marsaglia & Tsang (2000, "The Ziggurat
 //! Method for Generating Random Variables", J. Stat. Softw. 5(8)) with 128 layers, fed by the
@@ -29,7 +29,6 @@
 
 use crate::rng::{self, ChaCha20Rng, Stream};
 use rand::{Rng, SeedableRng};
-use rayon::prelude::*;
 use std::sync::OnceLock;
 use tch::{Device, Kind, Tensor};
 
@@ -80,6 +79,36 @@ impl Ziggurat {
         ((r.next_u64() >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
+    /// The fast path of [`Self::sample`] over a block: `out[k]` = σ·z for each keystream word
+    /// that lands inside its layer's rectangle, NaN for the ≈ 2.8 % that
+    /// do not (σ = `std` is finite, so NaN cannot be a real value); the caller fills those by
+    /// [`Self::sample`], in order. Branch-free, so that it vectorises (with AVX2 gathers for the
+    /// two table lookups where the CPU has them).
+    fn fast_block(&self, words: &[u32], out: &mut [f32], std: f64) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { self.fast_block_avx2(words, out, std) };
+        }
+        self.fast_block_generic(words, out, std)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn fast_block_avx2(&self, words: &[u32], out: &mut [f32], std: f64) {
+        self.fast_block_generic(words, out, std)
+    }
+
+    #[inline(always)]
+    fn fast_block_generic(&self, words: &[u32], out: &mut [f32], std: f64) {
+        for (o, &w) in out.iter_mut().zip(words) {
+            let i = (w & 0x7f) as usize;
+            let x = (w >> 8) as f64 * self.scale[i];
+            let z = f64::from_bits(x.to_bits() | (((w & 0x80) as u64) << 56));
+            *o = if x < self.x[i + 1] { (z * std) as f32 } else { f32::NAN };
+        }
+    }
+
     /// One N(0, 1) draw from the 32-bit word `w`; rejections and the tail take further words from `r`
     /// (the keystream after the chunk's bulk words, so the result is still a function of the chunk).
     #[inline]
@@ -118,8 +147,19 @@ impl Ziggurat {
     }
 }
 
+/// Fill `words` with the next 32-bit words of `r`'s keystream, little-endian (as `next_u32` would
+/// read them), in bulk.
+fn fill_words(r: &mut ChaCha20Rng, words: &mut [u32]) {
+    // SAFETY: any byte pattern is a valid u32; the byte view covers exactly `words`.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, 4 * words.len()) };
+    r.fill_bytes(bytes);
+    for w in words.iter_mut() {
+        *w = u32::from_le(*w);
+    }
+}
+
 /// Coordinates per independent ChaCha20 stream.
-pub const NOISE_CHUNK: usize = 1 << 15;
+pub const NOISE_CHUNK: usize = 1 << 13;
 
 #[derive(Debug, Clone)]
 pub struct NoiseSource {
@@ -142,20 +182,25 @@ impl NoiseSource {
         assert!(t < (1 << 40) && out.len() / NOISE_CHUNK < (1 << 24), "noise stream ids exhausted");
         let key = self.key;
         let zig = Ziggurat::get();
-        out.par_chunks_mut(NOISE_CHUNK).enumerate().for_each(|(j, chunk)| {
+        crate::parallel::for_each_chunk_mut(out, NOISE_CHUNK, |j, chunk| {
             let mut r = ChaCha20Rng::from_seed(key);
             r.set_stream((t << 24) | j as u64);
             // One keystream word per coordinate, read in bulk (little-endian) into a stack buffer of
             // ZIG_BLOCK words at a time; the rare rejections and tail draws take the words that
             // follow in the same stream. (A heap buffer per chunk cost more than the sampling:
             // fresh pages at every call.)
-            let mut bytes = [0u8; 4 * ZIG_BLOCK];
+            let mut words = [0u32; ZIG_BLOCK];
             for block in chunk.chunks_mut(ZIG_BLOCK) {
-                let bytes = &mut bytes[..4 * block.len()];
-                r.fill_bytes(bytes);
-                for (v, b) in block.iter_mut().zip(bytes.chunks_exact(4)) {
-                    let w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                    *v = (zig.sample(w, &mut r) * std) as f32;
+                let words = &mut words[..block.len()];
+                fill_words(&mut r, words);
+                // Two passes give the same values as one sequential pass: the fast path reads no
+                // further words, so the slow path still takes the rejected coordinates' extra
+                // words in coordinate order.
+                zig.fast_block(words, block, std);
+                for (v, &w) in block.iter_mut().zip(words.iter()) {
+                    if v.is_nan() {
+                        *v = (zig.sample(w, &mut r) * std) as f32;
+                    }
                 }
             }
         });
@@ -183,11 +228,39 @@ mod tests {
     fn thread_count_does_not_change_noise() {
         let mut a = vec![0f32; 3 * NOISE_CHUNK + 17];
         let mut b = a.clone();
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        pool.install(|| NoiseSource::new(Some(5)).fill(&mut a, 2.0));
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-        pool.install(|| NoiseSource::new(Some(5)).fill(&mut b, 2.0));
+        // libtorch's thread count is per calling thread under OpenMP: set it in a thread of our own.
+        let fill = |threads: i32, out: &mut Vec<f32>| {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    tch::set_num_threads(threads);
+                    NoiseSource::new(Some(5)).fill(out, 2.0);
+                });
+            })
+        };
+        fill(1, &mut a);
+        fill(3, &mut b);
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn block_fast_path_equals_one_sequential_pass() {
+        // The two-pass fill (vectorised fast path, then the slow path in order) must give exactly
+        // what one draw after another from the same keystream gives.
+        let mut out = vec![0f32; NOISE_CHUNK + 5];
+        let mut s = NoiseSource::new(Some(11));
+        s.fill(&mut out, 1.5);
+        let zig = Ziggurat::get();
+        for (j, chunk) in out.chunks(NOISE_CHUNK).enumerate() {
+            let mut r = ChaCha20Rng::from_seed(s.key);
+            r.set_stream(j as u64);
+            for block in chunk.chunks(ZIG_BLOCK) {
+                let mut words = vec![0u32; block.len()];
+                fill_words(&mut r, &mut words);
+                for (v, w) in block.iter().zip(words) {
+                    assert_eq!(*v, (zig.sample(w, &mut r) * 1.5) as f32);
+                }
+            }
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@
 //! that is reused across layers and steps, so no per-step allocation or page faulting of the
 //! im2col memory happens.
 
-use super::layer::{bcast, GradSampler};
+use super::layer::{bcast, row_sq_norms, GradSampler};
 use std::cell::RefCell;
 use tch::{Kind, Tensor};
 
@@ -212,7 +212,7 @@ impl Conv2d {
 
     fn bias_sq_norm(&self, g3: &Tensor, w: Tensor) -> Tensor {
         if self.bias.is_some() {
-            w + g3.sum_dim_intlist(2, false, Kind::Float).square().sum_dim_intlist(1, false, Kind::Float)
+            w + row_sq_norms(&g3.sum_dim_intlist(2, false, Kind::Float))
         } else {
             w
         }
@@ -246,7 +246,7 @@ impl Conv2d {
         let mut parts = Vec::new();
         self.for_blocks(a, block_floats, |i0, b, cols| {
             let m = g3.narrow(0, i0, b).bmm(&cols.permute([1, 2, 0]));
-            parts.push(m.view([b, -1]).square().sum_dim_intlist(1, false, Kind::Float));
+            parts.push(row_sq_norms(&m));
         });
         self.bias_sq_norm(&g3, Tensor::cat(&parts, 0))
     }

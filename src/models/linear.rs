@@ -6,7 +6,7 @@
 //!   Li et al. 2022 / Bu et al. 2023), cheaper than materialising when 2T² < d_in·d_out;
 //! - clipped sum: Σ_i c_i ∇W_i = (c ⊙ g)ᵀ a, one matmul.
 
-use super::layer::{bcast, GradSampler};
+use super::layer::{bcast, row_sq_norms, GradSampler};
 use tch::{Kind, Tensor};
 
 /// A dense layer. `weight` is `[d_out, d_in]`, `bias` `[d_out]`.
@@ -59,12 +59,12 @@ impl GradSampler for Linear {
 
     fn ghost_sq_norm(&self, a: &Tensor, g: &Tensor) -> Tensor {
         if a.dim() == 2 {
-            let gg = g.square().sum_dim_intlist(1, false, Kind::Float);
-            let aa = a.square().sum_dim_intlist(1, false, Kind::Float);
+            let gg = row_sq_norms(g);
+            let mut aa = row_sq_norms(a);
             if self.bias.is_some() {
-                gg * (aa + 1.0)
+                aa.g_add_scalar_(1.0).g_mul_(&gg)
             } else {
-                gg * aa
+                aa.g_mul_(&gg)
             }
         } else {
             let n = a.size()[0];
@@ -74,7 +74,7 @@ impl GradSampler for Linear {
             let aa = a3.bmm(&a3.transpose(1, 2));
             let w = (ga * aa).sum_dim_intlist([1, 2].as_slice(), false, Kind::Float);
             if self.bias.is_some() {
-                w + g3.sum_dim_intlist(1, false, Kind::Float).square().sum_dim_intlist(1, false, Kind::Float)
+                w + row_sq_norms(&g3.sum_dim_intlist(1, false, Kind::Float))
             } else {
                 w
             }

@@ -20,10 +20,10 @@
 //! of zeros is a tie; the gradient there is zero anyway because ReLU's derivative at 0 is 0).
 //! Other devices, dtypes and tiny inputs fall back to `max_pool2d`.
 //!
-//! The loop runs on the calling thread, not on rayon: between libtorch's OpenMP regions its
-//! threads still spin, and a rayon loop beside them made the whole W2 step slower at 2 threads
-//! (non-private 19.6 → 15.2 ms, ghost 26.2 → 20.2 ms when the loop went sequential; criterion,
-//! same machine state).
+//! The loop runs on libtorch's own OpenMP threads ([`crate::parallel`]), not on rayon: between
+//! libtorch's OpenMP regions its threads still spin, and a rayon loop beside them made the whole W2
+//! step slower at 2 threads than even a sequential loop (non-private 19.6 → 15.2 ms, ghost 26.2 →
+//! 20.2 ms when the loop went sequential; criterion, same machine state).
 
 use tch::{Device, Kind, Tensor};
 
@@ -53,7 +53,20 @@ fn argmax_2x2(x: &Tensor, planes: i64, h: usize, w: usize) -> Tensor {
     // nothing else references yet.
     let input = unsafe { std::slice::from_raw_parts(x.data_ptr() as *const f32, len_in) };
     let output = unsafe { std::slice::from_raw_parts_mut(out.data_ptr() as *mut i64, planes as usize * ho * wo) };
-    output.chunks_mut(ho * wo).zip(input.chunks(h * w)).for_each(|(o, p)| {
+    // Planes in groups of PLANES_PER_TASK, each group one task on libtorch's threads.
+    const PLANES_PER_TASK: usize = 32;
+    crate::parallel::for_each_chunk_mut(output, PLANES_PER_TASK * ho * wo, |t, os| {
+        let first_plane = t * PLANES_PER_TASK;
+        for (q, o) in os.chunks_mut(ho * wo).enumerate() {
+            argmax_plane(&input[(first_plane + q) * h * w..][..h * w], o, w, ho, wo);
+        }
+    });
+    out
+}
+
+/// One plane's window argmaxes (see [`argmax_2x2`]).
+fn argmax_plane(p: &[f32], o: &mut [i64], w: usize, ho: usize, wo: usize) {
+    {
         for i in 0..ho {
             for j in 0..wo {
                 let first = i * w + j;
@@ -69,8 +82,7 @@ fn argmax_2x2(x: &Tensor, planes: i64, h: usize, w: usize) -> Tensor {
                 o[i * wo + j] = best as i64;
             }
         }
-    });
-    out
+    }
 }
 
 #[cfg(test)]
