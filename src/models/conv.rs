@@ -42,6 +42,39 @@ pub const SHIFT_SUM_COST: i64 = 150;
 pub const WEIGHT_GRAD_MAX_K: i64 = 256;
 /// Keep materialised per-sample gradients when C_out·C_in·k² ≤ KEEP_RATIO · C_in·H·W.
 pub const KEEP_RATIO: i64 = 2;
+/// Also keep them when forming them costs at most this many times the cheapest norm route
+/// (measured, 2 threads: at ratio 1.0, ResNet18's 128-channel 3×3 layers took 19 instead of
+/// 30 ms for norm + clipped sum; at 1.1, the DP CNN's conv2 2.8 instead of 4.7 ms; at 4.2, the
+/// 256-channel layers 42 instead of 16 ms) ...
+pub const KEEP_COST_FACTOR: i64 = 2;
+/// ... and the batch's per-sample gradients of the layer take at most this many floats (32 MiB).
+pub const KEEP_MAX_FLOATS: i64 = 1 << 23;
+
+/// Per-example costs of the three norm routes, in multiply-add equivalents (see
+/// [`GradSampler::ghost_sq_norm`] for [`Conv2d`]).
+struct NormCosts {
+    formed: i64,
+    gram: i64,
+    shifted: i64,
+}
+
+enum NormRoute {
+    Formed,
+    Gram,
+    Shifted,
+}
+
+impl NormCosts {
+    fn cheapest(&self) -> NormRoute {
+        if self.shifted <= self.gram && self.shifted <= self.formed {
+            NormRoute::Shifted
+        } else if self.gram <= self.formed {
+            NormRoute::Gram
+        } else {
+            NormRoute::Formed
+        }
+    }
+}
 
 /// Conv2d with square stride/padding/dilation per axis. `weight` is `[C_out, C_in, k_h, k_w]`.
 #[derive(Debug)]
@@ -274,6 +307,18 @@ impl Conv2d {
         self.bias_sq_norm(&g3, Tensor::cat(&parts, 0))
     }
 
+    fn norm_costs(&self, a: &Tensor) -> NormCosts {
+        let geo = self.geometry(a);
+        let co = self.weight.size()[0];
+        let (k, l) = (geo.k(), geo.l());
+        let p = (geo.h + 2 * self.padding[0]) * (geo.w + 2 * self.padding[1]);
+        NormCosts {
+            formed: co * k * l + COPY_COST * k * l,
+            gram: l * l * (co + k) + COPY_COST * k * l,
+            shifted: p * p * geo.c + l * l * co + SHIFT_SUM_COST * geo.kh * geo.kw * l * l,
+        }
+    }
+
     fn g3(g: &Tensor) -> Tensor {
         let s = g.size();
         g.reshape([s[0], s[1], -1])
@@ -413,28 +458,28 @@ impl GradSampler for Conv2d {
     /// copy (c_copy) and of the strided shifted sum (c_red) as measured against the matmul rate
     /// on a 2-core CPU ([`COPY_COST`], [`SHIFT_SUM_COST`]).
     fn ghost_sq_norm(&self, a: &Tensor, g: &Tensor) -> Tensor {
-        let geo = self.geometry(a);
-        let co = self.weight.size()[0];
-        let (k, l) = (geo.k(), geo.l());
-        let p = (geo.h + 2 * self.padding[0]) * (geo.w + 2 * self.padding[1]);
-        let formed = co * k * l + COPY_COST * k * l;
-        let gram = l * l * (co + k) + COPY_COST * k * l;
-        let shifted = p * p * geo.c + l * l * co + SHIFT_SUM_COST * geo.kh * geo.kw * l * l;
-        if shifted <= gram && shifted <= formed {
-            self.shifted_gram_sq_norm(a, g)
-        } else if gram <= formed {
-            self.gram_sq_norm(a, g)
-        } else {
-            self.formed_sq_norm(a, g)
+        match self.norm_costs(a).cheapest() {
+            NormRoute::Shifted => self.shifted_gram_sq_norm(a, g),
+            NormRoute::Gram => self.gram_sq_norm(a, g),
+            NormRoute::Formed => self.formed_sq_norm(a, g),
         }
     }
 
-    /// `true` (keep only norms) when a per-sample gradient C_out·C_in·k² is more than
-    /// [`KEEP_RATIO`] times the per-sample input C_in·H·W.
+    /// Keep the per-sample gradients (return `false`) when they are small next to the layer's input
+    /// (C_out·C_in·k² ≤ [`KEEP_RATIO`]·C_in·H·W), or when forming them costs at most
+    /// [`KEEP_COST_FACTOR`] times the cheapest norm route and the batch's gradients take at most
+    /// [`KEEP_MAX_FLOATS`]: then the norm costs about a materialisation anyway, and keeping saves
+    /// the clipped-sum product, which costs as much again.
     fn ghost_is_cheaper(&self, a: &Tensor, _g: &Tensor) -> bool {
         let s = a.size();
         let input: i64 = s[1..].iter().product();
-        self.weight.numel() as i64 > KEEP_RATIO * input
+        let per_sample = self.weight.numel() as i64;
+        if per_sample <= KEEP_RATIO * input {
+            return false;
+        }
+        let c = self.norm_costs(a);
+        let best = c.formed.min(c.gram).min(c.shifted);
+        !(c.formed <= KEEP_COST_FACTOR * best && s[0] * per_sample <= KEEP_MAX_FLOATS)
     }
 
     /// Small K = C_in·k² (≤ [`WEIGHT_GRAD_MAX_K`]): one weight-gradient convolution of c ⊙ g
