@@ -7,7 +7,8 @@
 //!
 //! Peak memory: `DP_STEP_MEM=<workload prefix>:<mode> cargo bench --bench dp_step` runs five steps
 //! of one workload/mode and prints VmHWM (peak resident set) from /proc/self/status instead of
-//! benchmarking. Filter workloads as usual, e.g. `cargo bench --bench dp_step -- W1`.
+//! benchmarking. `DP_STEP_RATIO=W1,W2 cargo bench --bench dp_step` times alternating blocks of
+//! non-private and ghost steps and prints the median ratio ([`interleaved_ratio`]). Filter workloads as usual, e.g. `cargo bench --bench dp_step -- W1`.
 
 use criterion::Criterion;
 use crowdout::dpsgd::{Clipping, DpSettings, DpSgd, GradMode, Optimizer, OptimizerKind};
@@ -87,6 +88,45 @@ fn vm_hwm_kib() -> Option<u64> {
     s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The DP/non-private ratio measured robustly: blocks of non-private and ghost steps alternate
+/// (ROUNDS rounds, after one warm-up round), each block timed as a whole; prints the median
+/// per-step time of each mode and the median of the per-round ratios. Slow phases of the machine
+/// hit both modes of a round alike, which a sequential criterion run cannot promise.
+fn interleaved_ratio(wname: &str) {
+    const ROUNDS: usize = 21;
+    let name = NAMES.into_iter().find(|n| n.starts_with(wname)).expect("unknown workload");
+    let w = workload(name);
+    let per = match &name[..2] {
+        "W3" => 2,
+        "W2" => 10,
+        _ => 50,
+    };
+    let mut np = Stepper::new(&w, "nonprivate");
+    let mut gh = Stepper::new(&w, "ghost");
+    let (mut a, mut b, mut r) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..=ROUNDS {
+        let block = |s: &mut Stepper| {
+            let t = std::time::Instant::now();
+            for _ in 0..per {
+                s.step(&w);
+            }
+            t.elapsed().as_secs_f64() / per as f64
+        };
+        let (tn, tg) = (block(&mut np), block(&mut gh));
+        if round > 0 {
+            a.push(tn);
+            b.push(tg);
+            r.push(tg / tn);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (ma, mb, mr) = (median(&mut a), median(&mut b), median(&mut r));
+    println!("{name}: interleaved over {ROUNDS} rounds of {per} steps: non-private {:.3} ms, ghost {:.3} ms, ghost/non-private median {mr:.2} (range {:.2}–{:.2})", ma * 1e3, mb * 1e3, r[0], r[r.len() - 1]);
+}
+
 fn main() {
     tch::set_num_threads(2);
     rayon::ThreadPoolBuilder::new().num_threads(2).build_global().ok();
@@ -102,6 +142,12 @@ fn main() {
         }
         let peak = vm_hwm_kib().unwrap_or(0);
         println!("{} {mode}: VmHWM {:.1} MiB (after building the workload {:.1} MiB)", w.name, peak as f64 / 1024.0, setup as f64 / 1024.0);
+        return;
+    }
+    if let Ok(spec) = std::env::var("DP_STEP_RATIO") {
+        for wname in spec.split(',') {
+            interleaved_ratio(wname);
+        }
         return;
     }
     // No HTML plots: the crate builds plotters without system fonts (criterion would panic).

@@ -147,7 +147,7 @@ impl Conv2d {
     pub fn unfold(&self, a: &Tensor) -> Tensor {
         let g = self.geometry(a);
         let cols = Tensor::empty([g.k(), g.n, g.l()], (a.kind(), a.device()));
-        self.for_blocks(a, g.n * g.k() * g.l(), |i0, b, blk| {
+        self.for_blocks(a, g.n * g.k() * g.l(), true, |i0, b, blk| {
             cols.narrow(1, i0, b).copy_(blk);
         });
         cols.permute([1, 2, 0]).contiguous()
@@ -156,7 +156,11 @@ impl Conv2d {
     /// Calls `f(i0, b, cols)` for consecutive blocks of examples `i0..i0+b`, where `cols`
     /// (`[C·k_h·k_w, b, L]`, contiguous, in scratch memory valid only during the call) is the
     /// im2col of that block. Blocks hold at most `block_floats` column elements (at least one example).
-    fn for_blocks(&self, a: &Tensor, block_floats: i64, mut f: impl FnMut(i64, i64, &Tensor)) {
+    ///
+    /// `example_major` only changes how the CPU path stores the block: `[b, C·k_h·k_w, L]` (each
+    /// example's A_iᵀ compact, for the per-example products) instead of `[C·k_h·k_w, b, L]` (the
+    /// block as one matrix, for the clipped sum); `f` sees the same `[C·k_h·k_w, b, L]` view.
+    fn for_blocks(&self, a: &Tensor, block_floats: i64, example_major: bool, mut f: impl FnMut(i64, i64, &Tensor)) {
         let g = self.geometry(a);
         let (k, l) = (g.k(), g.l());
         if a.device() == Device::Cpu && a.kind() == Kind::Float {
@@ -175,8 +179,9 @@ impl Conv2d {
                     // SAFETY: `cols` is a contiguous f32 view of the scratch buffer, which nothing else
                     // touches during this call (see `with_scratch`).
                     let out = unsafe { std::slice::from_raw_parts_mut(cols.data_ptr() as *mut f32, (k * bb * l) as usize) };
-                    self.im2col_f32(x, &g, i0 as usize, bb as usize, out);
-                    f(i0, bb, &cols.view([k, bb, l]));
+                    self.im2col_f32(x, &g, i0 as usize, bb as usize, example_major, out);
+                    let view = if example_major { cols.view([bb, k, l]).permute([1, 0, 2]) } else { cols.view([k, bb, l]) };
+                    f(i0, bb, &view);
                     i0 += bb;
                 }
             });
@@ -197,27 +202,38 @@ impl Conv2d {
     }
 
     /// im2col of examples `i0..i0+bb` of `x` (contiguous `[n, C, H, W]`) into `out`, laid out
-    /// `[C·k_h·k_w, bb, L]`: out[(c, κ_h, κ_w), e, (y, x)] = a[i0+e, c, s_h·y + d_h·κ_h − p_h,
-    /// s_w·x + d_w·κ_w − p_w], zero outside the input (the padding). One row (c, κ_h, κ_w) per task
-    /// on libtorch's threads ([`crate::parallel`]); ≈ 8× faster than libtorch's copy from the
-    /// strided 6-D view for the DP CNN's conv2 (the copy dominated the grad sampler there).
-    fn im2col_f32(&self, x: &[f32], g: &Geometry, i0: usize, bb: usize, out: &mut [f32]) {
+    /// `[C·k_h·k_w, bb, L]` (or `[bb, C·k_h·k_w, L]` when `example_major`):
+    /// out[(c, κ_h, κ_w), e, (y, x)] = a[i0+e, c, s_h·y + d_h·κ_h − p_h, s_w·x + d_w·κ_w − p_w],
+    /// zero outside the input (the padding). Rows of L outputs are filled in tasks of at least
+    /// 4096 elements on libtorch's threads ([`crate::parallel`]); ≈ 8× faster than libtorch's copy
+    /// from the strided 6-D view for the DP CNN's conv2 (the copy dominated the grad sampler there).
+    fn im2col_f32(&self, x: &[f32], g: &Geometry, i0: usize, bb: usize, example_major: bool, out: &mut [f32]) {
         let (c, h, w) = (g.c as usize, g.h as isize, g.w as isize);
         let (kh, kw, ho, wo) = (g.kh as usize, g.kw as usize, g.ho as usize, g.wo as usize);
         let [sh, sw] = self.stride.map(|v| v as isize);
         let [dh, dw] = self.dilation.map(|v| v as isize);
         let [ph, pw] = self.padding.map(|v| v as isize);
-        let (hw, chw, l) = ((h * w) as usize, c * (h * w) as usize, ho * wo);
-        debug_assert_eq!(out.len(), c * kh * kw * bb * l);
-        crate::parallel::for_each_chunk_mut(out, bb * l, |r, row| {
-            let (ci, ki, kj) = (r / (kh * kw), (r / kw) % kh, r % kw);
-            let (oy, ox) = (ki as isize * dh - ph, kj as isize * dw - pw);
-            // Output columns x whose input column s_w·x + o_x lies in [0, W).
-            let x_lo = if ox >= 0 { 0 } else { ((-ox + sw - 1) / sw) as usize }.min(wo);
-            let x_hi = if w - ox <= 0 { 0 } else { ((w - ox + sw - 1) / sw) as usize }.clamp(x_lo, wo);
-            for e in 0..bb {
-                let plane = &x[(i0 + e) * chw + ci * hw..][..hw];
-                let dst = &mut row[e * l..(e + 1) * l];
+        let (hw, chw, l, k) = ((h * w) as usize, c * (h * w) as usize, ho * wo, c * kh * kw);
+        debug_assert_eq!(out.len(), k * bb * l);
+        // Per row r = (c, κ_h, κ_w): the channel's offset, the input offsets (o_y, o_x) and the
+        // output columns [x_lo, x_hi) whose input column s_w·x + o_x lies in [0, W). (A table, not
+        // divisions per row: rows are as short as 25 elements.)
+        let table: Vec<(usize, isize, isize, usize, usize)> = (0..k)
+            .map(|r| {
+                let (ci, ki, kj) = (r / (kh * kw), (r / kw) % kh, r % kw);
+                let (oy, ox) = (ki as isize * dh - ph, kj as isize * dw - pw);
+                let x_lo = if ox >= 0 { 0 } else { ((-ox + sw - 1) / sw) as usize }.min(wo);
+                let x_hi = if w - ox <= 0 { 0 } else { ((w - ox + sw - 1) / sw) as usize }.clamp(x_lo, wo);
+                (ci * hw, oy, ox, x_lo, x_hi)
+            })
+            .collect();
+        let rows_per_task = 4096usize.div_ceil(l).max(1);
+        crate::parallel::for_each_chunk_mut(out, rows_per_task * l, |task, rows| {
+            let t0 = task * rows_per_task;
+            let (mut r, mut e) = if example_major { (t0 % k, t0 / k) } else { (t0 / bb, t0 % bb) };
+            for dst in rows.chunks_exact_mut(l) {
+                let (coff, oy, ox, x_lo, x_hi) = table[r];
+                let plane = &x[(i0 + e) * chw + coff..][..hw];
                 for (y, d) in dst.chunks_exact_mut(wo).enumerate() {
                     let iy = y as isize * sh + oy;
                     if iy < 0 || iy >= h {
@@ -225,15 +241,37 @@ impl Conv2d {
                         continue;
                     }
                     let src = &plane[(iy * w) as usize..][..w as usize];
-                    d[..x_lo].fill(0.0);
-                    d[x_hi..].fill(0.0);
-                    let first = (x_lo as isize * sw + ox) as usize;
+                    for v in &mut d[..x_lo] {
+                        *v = 0.0;
+                    }
+                    for v in &mut d[x_hi..] {
+                        *v = 0.0;
+                    }
+                    let first = x_lo as isize * sw + ox;
                     if sw == 1 {
-                        d[x_lo..x_hi].copy_from_slice(&src[first..first + (x_hi - x_lo)]);
+                        d[x_lo..x_hi].copy_from_slice(&src[first as usize..first as usize + (x_hi - x_lo)]);
                     } else {
-                        for (v, s) in d[x_lo..x_hi].iter_mut().zip(src[first..].iter().step_by(sw as usize)) {
-                            *v = *s;
+                        // In bounds: for x in [x_lo, x_hi), s_w·x + o_x lies in [0, W) (see x_lo, x_hi).
+                        debug_assert!(x_hi == x_lo || (x_hi as isize - 1) * sw + ox < w);
+                        let sp = src.as_ptr();
+                        for (j, v) in d[x_lo..x_hi].iter_mut().enumerate() {
+                            // SAFETY: first + j·s_w = s_w·(x_lo + j) + o_x ∈ [0, W), see above.
+                            *v = unsafe { *sp.offset(first + j as isize * sw) };
                         }
+                    }
+                }
+                // Next row in storage order.
+                if example_major {
+                    r += 1;
+                    if r == k {
+                        r = 0;
+                        e += 1;
+                    }
+                } else {
+                    e += 1;
+                    if e == bb {
+                        e = 0;
+                        r += 1;
                     }
                 }
             }
@@ -340,7 +378,7 @@ impl Conv2d {
     fn gram_sq_norm_blocked(&self, a: &Tensor, g: &Tensor, block_floats: i64) -> Tensor {
         let g3 = Self::g3(g);
         let mut parts = Vec::new();
-        self.for_blocks(a, block_floats, |i0, b, cols| {
+        self.for_blocks(a, block_floats, true, |i0, b, cols| {
             let gb = g3.narrow(0, i0, b);
             let gg = gb.transpose(1, 2).bmm(&gb);
             let at = cols.permute([1, 2, 0]);
@@ -358,7 +396,7 @@ impl Conv2d {
     fn formed_sq_norm_blocked(&self, a: &Tensor, g: &Tensor, block_floats: i64) -> Tensor {
         let g3 = Self::g3(g);
         let mut parts = Vec::new();
-        self.for_blocks(a, block_floats, |i0, b, cols| {
+        self.for_blocks(a, block_floats, true, |i0, b, cols| {
             let m = g3.narrow(0, i0, b).bmm(&cols.permute([1, 2, 0]));
             parts.push(row_sq_norms(&m));
         });
@@ -382,7 +420,7 @@ impl Conv2d {
         let ws = self.weight.size();
         let n = g3.size()[0];
         let out = Tensor::empty([n, ws[0], ws[1] * ws[2] * ws[3]], (g.kind(), g.device()));
-        self.for_blocks(a, block_floats, |i0, b, cols| {
+        self.for_blocks(a, block_floats, true, |i0, b, cols| {
             let _ = g3.narrow(0, i0, b).bmm_out(&out.narrow(0, i0, b), &cols.permute([1, 2, 0]));
         });
         let mut v = vec![out.view([vec![n], ws].concat().as_slice())];
@@ -400,7 +438,7 @@ impl Conv2d {
         // (c ⊙ g) laid out [C_out, n, L], so that a block of examples is a [C_out, bL] matrix.
         let gc = (&g3 * bcast(c, 3)).permute([1, 0, 2]).contiguous();
         let mut w = Tensor::zeros([co, k], (g.kind(), g.device()));
-        self.for_blocks(a, block_floats, |i0, b, cols| {
+        self.for_blocks(a, block_floats, false, |i0, b, cols| {
             let lhs = gc.narrow(1, i0, b).reshape([co, b * l]);
             let _ = w.addmm_(&lhs, &cols.view([k, b * l]).tr());
         });
