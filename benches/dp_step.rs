@@ -128,6 +128,8 @@ fn interleaved_ratio(wname: &str) {
 }
 
 fn main() {
+    // As the `crowdout` binary does (see crowdout::malloc).
+    crowdout::malloc::tune();
     tch::set_num_threads(2);
     rayon::ThreadPoolBuilder::new().num_threads(2).build_global().ok();
     if let Ok(spec) = std::env::var("DP_STEP_MEM") {

@@ -11,6 +11,7 @@ pub mod bounds;
 pub mod collective;
 pub mod data;
 pub mod device;
+pub mod malloc;
 pub mod dpsgd;
 pub mod models;
 pub mod parallel;

@@ -52,6 +52,7 @@ fn error_message(e: &anyhow::Error) -> String {
 }
 
 fn main() {
+    crowdout::malloc::tune();
     let matches = allow_negative_numbers(Cli::command()).get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {

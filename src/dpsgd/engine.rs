@@ -28,9 +28,9 @@ pub struct ClippedBatch {
 
 /// Clip factors from per-layer squared norms: flat c_i = min(1, C/‖g_i‖) with
 /// ‖g_i‖² = Σ_l ‖g_{i,l}‖²; per-layer c_{i,l} = min(1, C_l/‖g_{i,l}‖) with C_l = C/√K.
-/// A zero gradient gets factor 1.
+/// A zero gradient gets factor 1 (1/√0 = ∞, and min(1, ∞·C) = 1 for C > 0).
 pub fn clip_factors(sq_norms: &[Tensor], max_norm: f64, clipping: Clipping) -> Vec<Tensor> {
-    let factor = |sq: &Tensor, c: f64| (sq.sqrt().clamp_min(1e-30).reciprocal() * c).clamp_max(1.0);
+    let factor = |sq: &Tensor, c: f64| (sq.rsqrt() * c).clamp_max(1.0);
     match clipping {
         Clipping::Flat => {
             // Out of place (`t + s`, not `+=`): an in-place add would write into sq_norms[0].
@@ -194,4 +194,29 @@ pub fn clipped_grad_sum(
         }
         ClippedBatch { sums, sq_norms: sq, factors: f, loss_sum, n: n as usize }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_factors_flat_and_per_layer_with_a_zero_gradient() {
+        // Layer squared norms for three examples: zero gradient, total norm 5, total norm 0.5.
+        let l1 = Tensor::from_slice(&[0f32, 9.0, 0.09]);
+        let l2 = Tensor::from_slice(&[0f32, 16.0, 0.16]);
+        let flat = clip_factors(&[l1.shallow_clone(), l2.shallow_clone()], 1.0, Clipping::Flat);
+        assert_eq!(Vec::<f32>::try_from(&flat[0]).unwrap(), vec![1.0, 0.2, 1.0]);
+        assert!(flat[1].equal(&flat[0]));
+        // Per layer: budget 1/√2 each; layer 1 norms 0, 3, 0.3; layer 2 norms 0, 4, 0.4.
+        let pl = clip_factors(&[l1, l2], 1.0, Clipping::PerLayer);
+        let b = 1.0 / 2f64.sqrt();
+        for (f, norms) in pl.iter().zip([[0.0, 3.0, 0.3], [0.0, 4.0, 0.4]]) {
+            let got = Vec::<f32>::try_from(f).unwrap();
+            for (g, n) in got.iter().zip(norms) {
+                let want = if n == 0.0 { 1.0 } else { (b / n).min(1.0) };
+                assert!((*g as f64 - want).abs() < 1e-6, "{g} vs {want}");
+            }
+        }
+    }
 }

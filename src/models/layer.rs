@@ -60,7 +60,7 @@ pub fn row_sq_norms(t: &Tensor) -> Tensor {
         let row = &v[i * d..(i + 1) * d];
         out[0] = sq_sum(&row[(s * SEGMENT).min(d)..((s + 1) * SEGMENT).min(d)]);
     };
-    if rows * d < 1 << 15 {
+    if rows * d < 1 << 17 {
         partial.chunks_mut(1).enumerate().for_each(|(k, o)| work(k, o));
     } else {
         crate::parallel::for_each_chunk_mut(&mut partial, 1, work);
