@@ -541,16 +541,7 @@ impl GradSampler for Conv2d {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::layer::{sq_norms_of, weighted_sum};
-
-    fn randn(shape: &[i64], seed: u64) -> Tensor {
-        use rand::SeedableRng;
-        use rand_distr::{Distribution, StandardNormal};
-        let mut r = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
-        let n: i64 = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(&mut r)).collect();
-        Tensor::from_slice(&v).reshape(shape)
-    }
+    use crate::models::layer::{sq_norms_of, test_randn as randn, weighted_sum};
 
     fn close(want: &Tensor, got: &Tensor) {
         assert_eq!(want.size(), got.size());

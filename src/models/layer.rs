@@ -132,18 +132,21 @@ pub fn bcast(c: &Tensor, rank: usize) -> Tensor {
     c.view(shape.as_slice())
 }
 
+/// Test input: i.i.d. N(0, 1) f32 of `shape` from a seeded ChaCha20 stream (never libtorch's RNG).
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) fn test_randn(shape: &[i64], seed: u64) -> Tensor {
     use rand::SeedableRng;
     use rand_distr::{Distribution, StandardNormal};
+    let mut r = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+    let n: i64 = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(&mut r)).collect();
+    Tensor::from_slice(&v).reshape(shape)
+}
 
-    fn randn(shape: &[i64], seed: u64) -> Tensor {
-        let mut r = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
-        let n: i64 = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(&mut r)).collect();
-        Tensor::from_slice(&v).reshape(shape)
-    }
+#[cfg(test)]
+mod tests {
+    use super::test_randn as randn;
+    use super::*;
 
     #[test]
     fn row_sq_norms_are_accurate_for_long_and_short_rows() {
