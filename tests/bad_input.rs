@@ -212,6 +212,8 @@ fn cases() -> Vec<Case> {
         case("train: --out on a full disk", &train(&["--out", "/dev/full"]), ERR, &["--out /dev/full", "No space left on device"]),
         case("train: --out under a regular file", &train(&["--out", "{tmp}/file.txt/sub/run.json"]), ERR, &["--out", "file.txt/sub/run.json", "Not a directory"])
             .file("file.txt", "x"),
+        case("train: --out directly under a regular file", &train(&["--out", "{tmp}/file.txt/run.json"]), ERR, &["--out", "file.txt is a file, not a directory"])
+            .file("file.txt", "x"),
         // ---- data files ----
         case("train: CSV file missing", &train(&["--dataset", "csv:{tmp}/missing.csv"]), ERR, &["missing.csv", "No such file or directory"]),
         case("train: CSV with NaN", &train(&["--dataset", "csv:{tmp}/nan.csv"]), ERR, &["nan.csv", "line 4", "column `x`", "`NaN`"])

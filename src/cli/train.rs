@@ -212,6 +212,9 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     if let Some(out) = &a.out {
         // Fail before training, not after, if the record cannot be written.
         if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if dir.exists() && !dir.is_dir() {
+                anyhow::bail!("--out {}: {} is a file, not a directory", out.display(), dir.display());
+            }
             std::fs::create_dir_all(dir).with_context(|| format!("creating the directory of --out {}", out.display()))?;
         }
     }
