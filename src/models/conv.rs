@@ -117,6 +117,9 @@ struct Geometry {
     kw: i64,
     ho: i64,
     wo: i64,
+    /// Padded input height and width.
+    hp: i64,
+    wp: i64,
 }
 
 impl Geometry {
@@ -139,7 +142,7 @@ impl Conv2d {
         let wp = s[3] + 2 * self.padding[1];
         let ho = (hp - self.dilation[0] * (kh - 1) - 1) / self.stride[0] + 1;
         let wo = (wp - self.dilation[1] * (kw - 1) - 1) / self.stride[1] + 1;
-        Geometry { n: s[0], c: s[1], h: s[2], w: s[3], kh, kw, ho, wo }
+        Geometry { n: s[0], c: s[1], h: s[2], w: s[3], kh, kw, ho, wo, hp, wp }
     }
 
     /// im2col of `a` (`[n, C, H, W]`): `[n, L, C·k_h·k_w]`, contiguous, the (c, kh, kw) order of
@@ -188,7 +191,7 @@ impl Conv2d {
         }
         let [sh, sw] = self.stride;
         let [dh, dw] = self.dilation;
-        let (hp, wp) = (g.h + 2 * self.padding[0], g.w + 2 * self.padding[1]);
+        let (hp, wp) = (g.hp, g.wp);
         self.for_padded_blocks(a, k * l, block_floats, |i0, bb, src, rest| {
             let v = src.as_strided(
                 [g.c, g.kh, g.kw, bb, g.ho, g.wo],
@@ -241,22 +244,15 @@ impl Conv2d {
                         continue;
                     }
                     let src = &plane[(iy * w) as usize..][..w as usize];
-                    for v in &mut d[..x_lo] {
-                        *v = 0.0;
-                    }
-                    for v in &mut d[x_hi..] {
-                        *v = 0.0;
-                    }
-                    let first = x_lo as isize * sw + ox;
+                    d[..x_lo].fill(0.0);
+                    d[x_hi..].fill(0.0);
+                    // For x in [x_lo, x_hi) the input column s_w·x + o_x lies in [0, W).
+                    let first = (x_lo as isize * sw + ox) as usize;
                     if sw == 1 {
-                        d[x_lo..x_hi].copy_from_slice(&src[first as usize..first as usize + (x_hi - x_lo)]);
+                        d[x_lo..x_hi].copy_from_slice(&src[first..first + (x_hi - x_lo)]);
                     } else {
-                        // In bounds: for x in [x_lo, x_hi), s_w·x + o_x lies in [0, W) (see x_lo, x_hi).
-                        debug_assert!(x_hi == x_lo || (x_hi as isize - 1) * sw + ox < w);
-                        let sp = src.as_ptr();
-                        for (j, v) in d[x_lo..x_hi].iter_mut().enumerate() {
-                            // SAFETY: first + j·s_w = s_w·(x_lo + j) + o_x ∈ [0, W), see above.
-                            *v = unsafe { *sp.offset(first + j as isize * sw) };
+                        for (v, s) in d[x_lo..x_hi].iter_mut().zip(src[first..].iter().step_by(sw as usize)) {
+                            *v = *s;
                         }
                     }
                 }
@@ -289,7 +285,7 @@ impl Conv2d {
         }
         let b = (block_floats / per_example.max(1)).clamp(1, g.n);
         let [ph, pw] = self.padding;
-        let (hp, wp) = (g.h + 2 * ph, g.w + 2 * pw);
+        let (hp, wp) = (g.hp, g.wp);
         let padded = ph > 0 || pw > 0;
         let pad_len = if padded { b * g.c * hp * wp } else { 0 };
         let a = a.contiguous();
@@ -322,7 +318,7 @@ impl Conv2d {
     fn shifted_gram_sq_norm_blocked(&self, a: &Tensor, g: &Tensor, block_floats: i64) -> Tensor {
         let geo = self.geometry(a);
         let g3 = Self::g3(g);
-        let (hp, wp) = (geo.h + 2 * self.padding[0], geo.w + 2 * self.padding[1]);
+        let (hp, wp) = (geo.hp, geo.wp);
         let p = hp * wp;
         let [sh, sw] = self.stride;
         let [dh, dw] = self.dilation;
@@ -349,7 +345,7 @@ impl Conv2d {
         let geo = self.geometry(a);
         let co = self.weight.size()[0];
         let (k, l) = (geo.k(), geo.l());
-        let p = (geo.h + 2 * self.padding[0]) * (geo.w + 2 * self.padding[1]);
+        let p = geo.hp * geo.wp;
         NormCosts {
             formed: co * k * l + COPY_COST * k * l,
             gram: l * l * (co + k) + COPY_COST * k * l,

@@ -66,21 +66,19 @@ fn argmax_2x2(x: &Tensor, planes: i64, h: usize, w: usize) -> Tensor {
 
 /// One plane's window argmaxes (see [`argmax_2x2`]).
 fn argmax_plane(p: &[f32], o: &mut [i64], w: usize, ho: usize, wo: usize) {
-    {
-        for i in 0..ho {
-            for j in 0..wo {
-                let first = i * w + j;
-                let mut best = first;
-                let mut m = f32::NEG_INFINITY;
-                for k in [first, first + 1, first + w, first + w + 1] {
-                    let v = p[k];
-                    if v > m || v.is_nan() {
-                        m = v;
-                        best = k;
-                    }
+    for i in 0..ho {
+        for j in 0..wo {
+            let first = i * w + j;
+            let mut best = first;
+            let mut m = f32::NEG_INFINITY;
+            for k in [first, first + 1, first + w, first + w + 1] {
+                let v = p[k];
+                if v > m || v.is_nan() {
+                    m = v;
+                    best = k;
                 }
-                o[i * wo + j] = best as i64;
             }
+            o[i * wo + j] = best as i64;
         }
     }
 }
