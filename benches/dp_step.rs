@@ -8,7 +8,10 @@
 //! Peak memory: `DP_STEP_MEM=<workload prefix>:<mode> cargo bench --bench dp_step` runs five steps
 //! of one workload/mode and prints VmHWM (peak resident set) from /proc/self/status instead of
 //! benchmarking. `DP_STEP_RATIO=W1,W2 cargo bench --bench dp_step` times alternating blocks of
-//! non-private and ghost steps and prints the median ratio ([`interleaved_ratio`]). Filter workloads as usual, e.g. `cargo bench --bench dp_step -- W1`.
+//! non-private and ghost steps and prints the median ratio ([`interleaved_ratio`]).
+//! `DP_STEP_SERVE=<workload prefix>:<mode>` serves timed blocks on demand ([`serve`]) for
+//! `benches/versus.py`, which alternates them with Opacus's. Filter workloads as usual, e.g.
+//! `cargo bench --bench dp_step -- W1`.
 
 use criterion::Criterion;
 use crowdout::dpsgd::{Clipping, DpSettings, DpSgd, GradMode, Optimizer, OptimizerKind};
@@ -127,6 +130,32 @@ fn interleaved_ratio(wname: &str) {
     println!("{name}: interleaved over {ROUNDS} rounds of {per} steps: non-private {:.3} ms, ghost {:.3} ms, ghost/non-private median {mr:.2} (range {:.2}–{:.2})", ma * 1e3, mb * 1e3, r[0], r[r.len() - 1]);
 }
 
+/// Answer timing requests on stdin: a line `K` runs K steps of one workload/mode and prints the
+/// mean seconds per step; end of input ends. Prints `ready` once built and warmed up (5 steps).
+/// The protocol is shared with `benches/opacus_step.py --serve`.
+fn serve(spec: &str) {
+    use std::io::{BufRead, Write};
+    let (wname, mode) = spec.split_once(':').expect("DP_STEP_SERVE=<workload>:<mode>");
+    let name = NAMES.into_iter().find(|n| n.starts_with(wname)).expect("unknown workload");
+    let w = workload(name);
+    let mut s = Stepper::new(&w, mode);
+    for _ in 0..5 {
+        s.step(&w);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready").unwrap();
+    out.flush().unwrap();
+    for line in std::io::stdin().lock().lines() {
+        let k: usize = line.unwrap().trim().parse().expect("a step count");
+        let t = std::time::Instant::now();
+        for _ in 0..k {
+            s.step(&w);
+        }
+        writeln!(out, "{}", t.elapsed().as_secs_f64() / k as f64).unwrap();
+        out.flush().unwrap();
+    }
+}
+
 fn main() {
     // As the `crowdout` binary does (see crowdout::malloc).
     crowdout::malloc::tune();
@@ -144,6 +173,10 @@ fn main() {
         }
         let peak = vm_hwm_kib().unwrap_or(0);
         println!("{} {mode}: VmHWM {:.1} MiB (after building the workload {:.1} MiB)", w.name, peak as f64 / 1024.0, setup as f64 / 1024.0);
+        return;
+    }
+    if let Ok(spec) = std::env::var("DP_STEP_SERVE") {
+        serve(&spec);
         return;
     }
     if let Ok(spec) = std::env::var("DP_STEP_RATIO") {

@@ -4,6 +4,8 @@ Modes: non-private (plain PyTorch), hooks (GradSampleModule, materialised per-sa
 ghost (Opacus ghost clipping, two backward passes). DP steps include Opacus's noise
 (torch's generator, secure_mode=False) and the optimizer step. Prints the median step time.
 Run: .venv/bin/python benches/opacus_step.py [W1 W2 ...]
+     .venv/bin/python benches/opacus_step.py --serve W1 ghost   (timed blocks on demand, for
+     benches/versus.py: a line K on stdin runs K steps and prints the mean seconds per step)
 """
 import statistics, sys, time, warnings
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -71,39 +73,62 @@ def time_it(fn, reps):
     return statistics.median(ts)
 
 
-def run(name):
-    make, shape, reps = WORKLOADS[name]
+def make_step(name, mode):
+    """A zero-argument function doing one step of `mode` ("nonprivate", "hooks" or "ghost")."""
+    make, shape, _ = WORKLOADS[name]
     torch.manual_seed(0)
     x = torch.rand(shape); y = torch.randint(0, 10, (shape[0],))
-    out = {}
     model = make(); opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-    def np_step():
-        opt.zero_grad(); F.cross_entropy(model(x), y).backward(); opt.step()
-    out["nonprivate"] = time_it(np_step, reps)
+    if mode == "nonprivate":
+        def np_step():
+            opt.zero_grad(); F.cross_entropy(model(x), y).backward(); opt.step()
+        return np_step
     ds = torch.utils.data.TensorDataset(x, y)
-    for mode, clipping in [("hooks", "flat"), ("ghost", "ghost")]:
-        model = make(); opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-        loader = torch.utils.data.DataLoader(ds, batch_size=shape[0])
-        pe = PrivacyEngine()
-        crit = nn.CrossEntropyLoss()
-        if clipping == "ghost":
-            model, opt, crit, _ = pe.make_private(module=model, optimizer=opt, data_loader=loader, criterion=crit,
-                                                  noise_multiplier=1.0, max_grad_norm=1.0, grad_sample_mode="ghost",
-                                                  poisson_sampling=False)
-        else:
-            model, opt, _ = pe.make_private(module=model, optimizer=opt, data_loader=loader,
-                                            noise_multiplier=1.0, max_grad_norm=1.0, poisson_sampling=False)
-        opt.expected_batch_size = shape[0]
-        def dp_step():
-            opt.zero_grad(); loss = crit(model(x), y); loss.backward(); opt.step()
+    loader = torch.utils.data.DataLoader(ds, batch_size=shape[0])
+    pe = PrivacyEngine()
+    crit = nn.CrossEntropyLoss()
+    if mode == "ghost":
+        model, opt, crit, _ = pe.make_private(module=model, optimizer=opt, data_loader=loader, criterion=crit,
+                                              noise_multiplier=1.0, max_grad_norm=1.0, grad_sample_mode="ghost",
+                                              poisson_sampling=False)
+    else:
+        model, opt, _ = pe.make_private(module=model, optimizer=opt, data_loader=loader,
+                                        noise_multiplier=1.0, max_grad_norm=1.0, poisson_sampling=False)
+    opt.expected_batch_size = shape[0]
+    def dp_step():
+        opt.zero_grad(); loss = crit(model(x), y); loss.backward(); opt.step()
+    return dp_step
+
+
+def run(name):
+    reps = WORKLOADS[name][2]
+    out = {}
+    for mode in ["nonprivate", "hooks", "ghost"]:
         try:
-            out[mode] = time_it(dp_step, reps)
+            out[mode] = time_it(make_step(name, mode), reps)
         except Exception as e:  # report, don't hide
             out[mode] = float("nan"); print(f"# {name} {mode} failed: {e}", file=sys.stderr)
     print(name, " ".join(f"{k}={v*1e3:.3f}ms" for k, v in out.items()), flush=True)
 
 
+def serve(prefix, mode):
+    name = next(k for k in WORKLOADS if k.startswith(prefix))
+    step = make_step(name, mode)
+    for _ in range(5):
+        step()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        k = int(line)
+        t0 = time.perf_counter()
+        for _ in range(k):
+            step()
+        print((time.perf_counter() - t0) / k, flush=True)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve"]:
+        serve(sys.argv[2], sys.argv[3])
+        sys.exit(0)
     print(f"# opacus {opacus.__version__}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     for n in (sys.argv[1:] or list(WORKLOADS)):
         for k in WORKLOADS:

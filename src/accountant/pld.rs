@@ -501,7 +501,7 @@ fn compose(parts: &[(&DiscretePld, u64)], tau: f64, (lo, hi): (i64, i64)) -> Dis
     }
     inv.process(&mut z);
     let scale = 1.0 / half as f64;
-    let at = |pos: usize| if pos % 2 == 0 { z[pos / 2].re } else { z[pos / 2].im } * scale;
+    let at = |pos: usize| if pos.is_multiple_of(2) { z[pos / 2].re } else { z[pos / 2].im } * scale;
     let probs: Vec<f64> = (lo..=hi).map(|idx| at((idx - base).rem_euclid(n as i64) as usize)).collect();
     let inf_mass = (-log_keep.exp_m1() + tau).min(1.0);
     DiscretePld { discretization: d, lower: lo, probs, inf_mass }
@@ -626,7 +626,7 @@ mod tests {
             assert!(m >= n);
             let mut r = m;
             for p in [2, 3, 5, 7] {
-                while r % p == 0 {
+                while r.is_multiple_of(p) {
                     r /= p;
                 }
             }

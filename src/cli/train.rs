@@ -137,7 +137,7 @@ impl Progress for Bar {
     fn step(&mut self, s: &StepInfo) {
         let Some(b) = &self.bar else { return };
         b.set_position(s.step);
-        if s.step % self.every == 0 || s.step == s.total_steps {
+        if s.step.is_multiple_of(self.every) || s.step == s.total_steps {
             let eps = match self.sigma {
                 Some(sigma) => accountant::epsilon(Method::Rdp, &[Phase { q: self.q, sigma, steps: s.step }], self.delta)
                     .map(|r| format!(" ε={:.3}", r.epsilon))

@@ -26,7 +26,7 @@ pub fn parse_batch(path: &Path, bytes: &[u8]) -> Result<(Vec<i64>, Vec<u8>)> {
     if bytes.is_empty() {
         return Err(bad("empty file; expected CIFAR-10 binary records of 3073 bytes".into()));
     }
-    if bytes.len() % RECORD != 0 {
+    if !bytes.len().is_multiple_of(RECORD) {
         return Err(bad(format!(
             "length {} is not a whole number of 3073-byte records (1 label + 3072 pixels): truncated, or not the CIFAR-10 binary version ({} complete records, {} bytes left over)",
             bytes.len(),

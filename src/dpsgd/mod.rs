@@ -5,10 +5,11 @@
 //! 1. sample the batch B: each of the N records joins independently with probability q ([`sampling`]);
 //! 2. per example i ∈ B compute the clip factor c_i = min(1, C/‖∇ℓ_i‖) and the clipped sum
 //!    Σ_i c_i ∇ℓ_i ([`engine`]), in chunks of at most `max_physical_batch` (virtual steps);
-//! 3. add N(0, σ²C²) to every coordinate ([`noise`]) and divide by the *expected* batch size L = qN;
+//! 3. add N(0, σ²C²) to every coordinate ([`noise`], fed by [`keystream`]) and divide by the *expected* batch size L = qN;
 //! 4. apply the optimizer ([`optim`]) to this privatised gradient (weight decay added after privatisation).
 
 pub mod engine;
+pub mod keystream;
 pub mod noise;
 pub mod optim;
 pub mod sampling;
