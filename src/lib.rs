@@ -18,5 +18,6 @@ pub mod parallel;
 pub mod provenance;
 pub mod report;
 pub mod rng;
+pub mod simd;
 pub mod sweep;
 pub mod train;

@@ -13,7 +13,8 @@
 //! Why not `ChaCha20Rng` itself: its generator always takes the crate's AVX2 path (4 blocks per
 //! call; the `chacha20` crate's AVX-512 backend serves only the cipher), ≈ 1.7 ns per word here.
 //! With AVX-512 the 16 blocks sit word-major in 16 registers (lane b holds block b), every
-//! rotation is one `vprold`, and a 16 × 16 transpose restores the block order. Without AVX-512 this
+//! rotation is one `vprold`, and a 16 × 16 transpose ([`crate::simd::transpose16`]) restores the
+//! block order. Without AVX-512 this
 //! type simply wraps `ChaCha20Rng`.
 
 use crate::rng::ChaCha20Rng;
@@ -196,34 +197,12 @@ unsafe fn blocks16(key: &[u32; 8], stream: u64, counter: u64, out: &mut [u32; PA
         *v = _mm512_add_epi32(*v, i);
     }
 
-    // Transpose to block order. Per group g of four words (4g..4g+3), after the 32- and 64-bit
-    // unpacks, b[g][j] holds in its 128-bit lane L the words 4g..4g+3 of block 4L + j.
-    let b: [[__m512i; 4]; 4] = std::array::from_fn(|g| {
-        let r = &x[4 * g..4 * g + 4];
-        let a0 = _mm512_unpacklo_epi32(r[0], r[1]);
-        let a1 = _mm512_unpackhi_epi32(r[0], r[1]);
-        let a2 = _mm512_unpacklo_epi32(r[2], r[3]);
-        let a3 = _mm512_unpackhi_epi32(r[2], r[3]);
-        [_mm512_unpacklo_epi64(a0, a2), _mm512_unpackhi_epi64(a0, a2), _mm512_unpacklo_epi64(a1, a3), _mm512_unpackhi_epi64(a1, a3)]
-    });
-    // Then, per j, a 4 × 4 transpose of 128-bit lanes gathers block 4L + j into one register.
+    // Transpose to block order: row w (word w of every block) becomes column w.
+    let blocks = crate::simd::transpose16(&x);
     let dst = out.as_mut_ptr() as *mut __m512i;
-    for j in 0..4 {
-        let [b0, b1, b2, b3] = b.map(|bg| bg[j]);
-        let c0 = _mm512_shuffle_i32x4::<0x44>(b0, b1);
-        let c1 = _mm512_shuffle_i32x4::<0xEE>(b0, b1);
-        let c2 = _mm512_shuffle_i32x4::<0x44>(b2, b3);
-        let c3 = _mm512_shuffle_i32x4::<0xEE>(b2, b3);
-        let blocks = [
-            _mm512_shuffle_i32x4::<0x88>(c0, c2),
-            _mm512_shuffle_i32x4::<0xDD>(c0, c2),
-            _mm512_shuffle_i32x4::<0x88>(c1, c3),
-            _mm512_shuffle_i32x4::<0xDD>(c1, c3),
-        ];
-        for (l, v) in blocks.into_iter().enumerate() {
-            // SAFETY: block 4l + j < 16 lies inside `out` (PAR_WORDS = 16 blocks of 16 words).
-            unsafe { _mm512_storeu_si512(dst.add(4 * l + j), v) };
-        }
+    for (b, v) in blocks.into_iter().enumerate() {
+        // SAFETY: block b < 16 lies inside `out` (PAR_WORDS = 16 blocks of 16 words).
+        unsafe { _mm512_storeu_si512(dst.add(b), v) };
     }
 }
 
