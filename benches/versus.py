@@ -59,9 +59,11 @@ def run(prefix, rounds, seconds, binary, python):
     for mode in ["nonprivate", "hooks", "ghost"]:
         servers.append(Server(f"opacus {mode}", [python, "benches/opacus_step.py", "--serve", prefix, mode]))
     by = {s.label: s for s in servers}
-    # Block sizes: about `seconds` each, from one calibration block.
+    # Block sizes: about `seconds` each, from two calibration blocks (the first single step can be
+    # far off the steady state).
     for s in servers:
         t = s.block(1)
+        t = s.block(max(1, round(0.3 * seconds / t)))
         s.k = max(1, round(seconds / t))
     ratios = {"ours DP / Opacus best DP": [], "ours DP / ours non-private": [], "Opacus best DP / Opacus non-private": []}
     for r in range(rounds):
