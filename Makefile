@@ -16,7 +16,7 @@ CARGO ?= cargo
 BIN := target/release/crowdout
 JOBS ?= 2
 
-.PHONY: all setup venv build test demo bench bench-opacus data clean-venv help
+.PHONY: all setup venv build test demo bench bench-opacus bench-versus data clean-venv help
 
 all: build
 
@@ -78,6 +78,11 @@ bench-opacus: venv
 	$(CARGO) bench --bench dp_step
 	"$(VENV_CACHE)/bin/python" benches/opacus_step.py
 	"$(VENV_CACHE)/bin/python" benches/dp_accounting_compare.py
+
+# Ours against Opacus with the two sides' blocks interleaved (the ratios of benches/README.md).
+bench-versus: venv
+	"$(VENV_CACHE)/bin/pip" install -q opacus==1.6.0 opt_einsum
+	"$(VENV_CACHE)/bin/python" benches/versus.py W1 W2 W4 W3
 
 clean-venv:
 	rm -rf "$(VENV_CACHE)" .venv .cargo/config.toml

@@ -2,14 +2,13 @@
 //!
 //! A run draws a 256-bit key from its `Stream::Noise` ChaCha20 stream (OS entropy when the run has
 //! no seed). Draw number t (one per step) fills a vector in chunks of [`NOISE_CHUNK`] coordinates;
-//! chunk j uses ChaCha20 keyed by that key with stream id `(t << 24) | j`, so chunks are
+//! chunk j uses the ChaCha20 keystream ([`Keystream`]) of that key with stream id `(t << 24) | j`, so chunks are
 //! independent, are generated in parallel on libtorch's CPU threads ([`crate::parallel`]), and the
 //! result does not depend on the number of threads. libtorch's generator is never used (it is neither secure nor per-run).
 //!
 //! Normals come from [`Ziggurat`], the ziggurat method of Marsaglia & Tsang (2000, "The Ziggurat
 //! Method for Generating Random Variables", J. Stat. Softw. 5(8)) with 128 layers, fed by the
-//! chunk's ChaCha20 keystream read in bulk (`fill_bytes`, then one 32-bit word per draw on the fast
-//! path): 7 bits choose the layer, 1 bit the sign and 24 bits the uniform position in the layer. The
+//! chunk's ChaCha20 keystream read in bulk (one 32-bit word per draw on the fast path): 7 bits choose the layer, 1 bit the sign and 24 bits the uniform position in the layer. The
 //! method is exact rejection sampling, tail included (Marsaglia's exact tail algorithm), so the
 //! output is N(0, 1) up to two discretisations, which we state rather than hide:
 //! - on the fast path (≈ 99 % of draws) the position within layer i is one of 2²⁴ equally spaced
@@ -25,8 +24,10 @@
 //! keystream itself is ≈ 1.7 ns per 32-bit word and the rare slow path (2.8 % of draws at 128
 //! layers: wedge with `exp`, tail with two logarithms) about 1 ns. Each block of keystream words
 //! now goes through the fast path in one branch-free, vectorised pass (NaN marking the rejected
-//! coordinates), then the slow path fills those in order — the same values as one sequential pass
-//! (unit test) at ≈ 3.6 ns per draw (the ResNet18's 11.2 M coordinates in 20.3 ms on 2 threads).
+//! coordinates, packed into bitmasks), then the slow path fills those in order — the same values as
+//! one sequential pass (unit test). With the AVX-512 keystream (≈ 0.8 ns per word) a draw costs
+//! ≈ 2.3 ns per thread: keystream 0.8, fast path 0.7, slow path 0.8 (the ResNet18's 11.2 M
+//! coordinates in 12.5 ms on 2 threads, the MLP's 204 k in 0.23 ms).
 //! The noise *values* for a given seed changed with the switch to this sampler, and again when
 //! [`NOISE_CHUNK`] went from 2¹⁵ to 2¹³ (better balance across 2 threads for small models);
 //! their distribution did not (tests/dpsgd_stats.rs checks mean, standard deviation and a

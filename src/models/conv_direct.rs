@@ -9,9 +9,9 @@
 //! as g_i · unfold(a_i)). The im2col route copies every input element k_h·k_w/(s_h·s_w) times
 //! before the product; on the DP CNN's layers that copy and the small batched products cost more
 //! than the multiply-adds themselves. Here the output channels sit in vector lanes (16 per
-//! register), g_i is transposed once to [position][channel], and each register accumulates
+//! register), g_i is transposed once to `[position][channel]`, and each register accumulates
 //! a run of kernel offsets q against broadcast input values read straight from the padded input;
-//! the result, formed as [c, p, q][channel], is transposed 16 × 16 at a time into place.
+//! the result, formed as `[c, p, q][channel]`, is transposed 16 × 16 at a time into place.
 //! The sums run over positions in row-major order with fused multiply-adds, so results equal the
 //! im2col product up to float summation order (unit tests against it and against autograd).
 
