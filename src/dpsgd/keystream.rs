@@ -23,8 +23,10 @@ use rand::{Rng, SeedableRng};
 /// Words per ChaCha20 block.
 const BLOCK_WORDS: usize = 16;
 /// Blocks generated per AVX-512 call.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const PAR_BLOCKS: usize = 16;
 /// Words per AVX-512 call.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const PAR_WORDS: usize = BLOCK_WORDS * PAR_BLOCKS;
 
 /// A ChaCha20 keystream for one (key, stream) pair, from block 0.
@@ -70,8 +72,7 @@ impl Keystream {
     fn with_backend(key: [u8; 32], stream: u64, wide: bool) -> Self {
         #[cfg(target_arch = "x86_64")]
         if wide {
-            let key = std::array::from_fn(|i| u32::from_le_bytes([key[4 * i], key[4 * i + 1], key[4 * i + 2], key[4 * i + 3]]));
-            return Keystream { inner: Inner::Wide { key, stream, next_block: 0, buf: [0; PAR_WORDS], pos: PAR_WORDS } };
+            return Keystream { inner: Inner::Wide { key: key_words(&key), stream, next_block: 0, buf: [0; PAR_WORDS], pos: PAR_WORDS } };
         }
         let _ = wide;
         let mut r = ChaCha20Rng::from_seed(key);
@@ -141,7 +142,14 @@ impl Keystream {
     }
 }
 
+/// The key as ChaCha20's eight little-endian state words.
+#[cfg(target_arch = "x86_64")]
+fn key_words(key: &[u8; 32]) -> [u32; 8] {
+    std::array::from_fn(|i| u32::from_le_bytes([key[4 * i], key[4 * i + 1], key[4 * i + 2], key[4 * i + 3]]))
+}
+
 /// ChaCha20's constants, "expand 32-byte k" as little-endian words.
+#[cfg(target_arch = "x86_64")]
 const SIGMA: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
 
 /// Blocks `counter .. counter + 16` of (key, stream), in order, into `out`.
@@ -257,6 +265,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn counter_carries_into_the_high_word() {
         // Blocks around 2³²: the wide path adds the lane offset to the low word and must carry.
         if !has_avx512() {
@@ -269,7 +278,7 @@ mod tests {
         r.set_word_pos(start as u128 * BLOCK_WORDS as u128);
         let mut out = [0u32; PAR_WORDS];
         // SAFETY: the CPU has AVX-512F (checked above).
-        unsafe { blocks16(&std::array::from_fn(|i| u32::from_le_bytes([key[4 * i], key[4 * i + 1], key[4 * i + 2], key[4 * i + 3]])), 2, start, &mut out) };
+        unsafe { blocks16(&key_words(&key), 2, start, &mut out) };
         let want: Vec<u32> = (0..PAR_WORDS).map(|_| r.next_u32()).collect();
         assert_eq!(out.to_vec(), want);
     }

@@ -2,14 +2,14 @@
 //!
 //! A run draws a 256-bit key from its `Stream::Noise` ChaCha20 stream (OS entropy when the run has
 //! no seed). Draw number t (one per step) fills a vector in chunks of [`NOISE_CHUNK`] coordinates;
-//! chunk j uses the ChaCha20 keystream ([`Keystream`]) of that key with stream id `(t << 24) | j`, so chunks are
-//! independent, are generated in parallel on libtorch's CPU threads ([`crate::parallel`]), and the
-//! result does not depend on the number of threads. libtorch's generator is never used (it is neither secure nor per-run).
+//! chunk j uses the ChaCha20 keystream ([`Keystream`]) of that key with stream id `(t << 24) | j`,
+//! so chunks are independent, are generated in parallel on libtorch's CPU threads
+//! ([`crate::parallel`]), and the result does not depend on the number of threads. libtorch's generator is never used (it is neither secure nor per-run).
 //!
 //! Normals come from [`Ziggurat`], the ziggurat method of Marsaglia & Tsang (2000, "The Ziggurat
 //! Method for Generating Random Variables", J. Stat. Softw. 5(8)) with 128 layers, fed by the
-//! chunk's ChaCha20 keystream read in bulk (one 32-bit word per draw on the fast path): 7 bits choose the layer, 1 bit the sign and 24 bits the uniform position in the layer. The
-//! method is exact rejection sampling, tail included (Marsaglia's exact tail algorithm), so the
+//! chunk's ChaCha20 keystream read in bulk (one 32-bit word per draw on the fast path): 7 bits
+//! choose the layer, 1 bit the sign and 24 bits the uniform position in the layer. The method is exact rejection sampling, tail included (Marsaglia's exact tail algorithm), so the
 //! output is N(0, 1) up to two discretisations, which we state rather than hide:
 //! - on the fast path (≈ 99 % of draws) the position within layer i is one of 2²⁴ equally spaced
 //!   points, i.e. |z| lies on a grid of step x_i·2⁻²⁴ ≤ 3.71·2⁻²⁴ ≈ 2.2·10⁻⁷ (x_i the layer's
@@ -96,13 +96,14 @@ impl Ziggurat {
     /// 1.4–1.5 ns per word against 0.6–0.9.)
     fn fast_block(&self, words: &[u32], out: &mut [f32], std: f64, rejected: &mut [u64; ZIG_BLOCK / 64]) {
         debug_assert!(words.len() == out.len() && out.len() <= ZIG_BLOCK);
+        rejected.fill(0);
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2, checked just above.
             return unsafe { self.fast_block_avx2(words, out, std, rejected) };
         }
         self.fast_block_generic(words, out, std);
-        nan_bits(out, rejected);
+        nan_bits(out, 0, rejected);
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -111,16 +112,13 @@ impl Ziggurat {
         use std::arch::x86_64::*;
         self.fast_block_generic(words, out, std);
         let full = out.len() / 8;
-        rejected.fill(0);
         for b in 0..full {
             // SAFETY: floats 8b..8b+8 lie inside `out` (b < out.len() / 8).
             let v = unsafe { _mm256_loadu_ps(out.as_ptr().add(8 * b)) };
             let nan = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_UNORD_Q>(v, v)) as u32 as u64;
             rejected[b / 8] |= nan << (8 * (b % 8));
         }
-        for (k, v) in out.iter().enumerate().skip(8 * full) {
-            rejected[k / 64] |= (v.is_nan() as u64) << (k % 64);
-        }
+        nan_bits(out, 8 * full, rejected);
     }
 
     #[inline(always)]
@@ -178,11 +176,10 @@ impl Ziggurat {
     }
 }
 
-
-/// `rejected` bit k = whether `out[k]` is NaN (the portable form of the AVX2 pass above).
-fn nan_bits(out: &[f32], rejected: &mut [u64; ZIG_BLOCK / 64]) {
-    rejected.fill(0);
-    for (k, v) in out.iter().enumerate() {
+/// Set `rejected` bit k where `out[k]` is NaN, for k ≥ `from` (the portable form of the AVX2 pass
+/// above, and its tail).
+fn nan_bits(out: &[f32], from: usize, rejected: &mut [u64; ZIG_BLOCK / 64]) {
+    for (k, v) in out.iter().enumerate().skip(from) {
         rejected[k / 64] |= (v.is_nan() as u64) << (k % 64);
     }
 }
