@@ -1,9 +1,21 @@
 //! AVX-512 building blocks shared by the hand-vectorised kernels (the noise keystream in
 //! [`crate::dpsgd::keystream`], the direct per-sample convolution gradients in
-//! [`crate::models::conv_direct`]). Callers check for AVX-512F at run time.
+//! [`crate::models::conv_direct`]). Callers check for AVX-512F at run time ([`has_avx512f`]).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
+
+/// Whether this CPU has AVX-512F, the feature every kernel here needs (std caches the answer).
+pub fn has_avx512f() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
 
 /// The transpose of a 16 × 16 matrix of 32-bit values given as 16 row registers: element j of
 /// row i becomes element i of row j.
@@ -48,7 +60,7 @@ mod tests {
 
     #[test]
     fn transposes() {
-        if !std::arch::is_x86_feature_detected!("avx512f") {
+        if !has_avx512f() {
             return;
         }
         let m: Vec<u32> = (0..256).collect();

@@ -46,22 +46,10 @@ enum Inner {
     Portable(ChaCha20Rng),
 }
 
-/// Whether this CPU takes the AVX-512 path (checked once; the answer is cached by std).
-fn has_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 impl Keystream {
     /// The keystream of `key` (the 32-byte seed of `ChaCha20Rng::from_seed`) and stream id `stream`.
     pub fn new(key: [u8; 32], stream: u64) -> Self {
-        Self::with_backend(key, stream, has_avx512())
+        Self::with_backend(key, stream, crate::simd::has_avx512f())
     }
 
     /// The same keystream from `ChaCha20Rng` itself, whatever the CPU (the reference in tests).
@@ -268,7 +256,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     fn counter_carries_into_the_high_word() {
         // Blocks around 2³²: the wide path adds the lane offset to the low word and must carry.
-        if !has_avx512() {
+        if !crate::simd::has_avx512f() {
             return;
         }
         let key = [3u8; 32];

@@ -23,18 +23,7 @@ const Q_TILE: usize = 4;
 /// Whether [`per_sample_weight_grads`] runs for these tensors: CPU, f32 and a CPU with AVX-512F.
 pub fn available(a: &Tensor, g: &Tensor) -> bool {
     let cpu_f32 = |t: &Tensor| t.device() == Device::Cpu && t.kind() == Kind::Float;
-    cpu_f32(a) && cpu_f32(g) && has_avx512()
-}
-
-fn has_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    cpu_f32(a) && cpu_f32(g) && crate::simd::has_avx512f()
 }
 
 /// The geometry of one convolution, per example, in elements.
@@ -243,7 +232,7 @@ mod tests {
 
     #[test]
     fn matches_the_im2col_product() {
-        if !has_avx512() {
+        if !crate::simd::has_avx512f() {
             return;
         }
         // (n, C_in, H, W, C_out, k, stride, padding, dilation): the DP CNN's two layers, channel
