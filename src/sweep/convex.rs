@@ -28,10 +28,13 @@ const REFERENCE_TOL: f64 = 1e-4;
 /// Iteration cap of the reference fit; the certificate is reported whatever it reaches.
 const REFERENCE_MAX_ITER: usize = 200_000;
 
-/// Why a cell is outside the convex guarantee, or `None` when it qualifies.
+/// Why a cell is outside the convex guarantee (non-private cells included), or `None` when it
+/// qualifies.
 pub fn not_covered(cell: &Cell, cfg: &RunConfig, num_classes: i64) -> Option<String> {
     let t = &cell.train;
-    let dp = cfg.fit.dp.as_ref()?;
+    let Some(dp) = cfg.fit.dp.as_ref() else {
+        return Some("non-private (no clipping, no noise)".into());
+    };
     let why = if cfg.model != ModelKind::Softmax {
         format!("model {} (needs softmax with 2 classes)", cell.model)
     } else if num_classes != 2 {
