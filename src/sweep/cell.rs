@@ -220,7 +220,7 @@ pub fn run_cell(cell: &Cell) -> Result<ResultRow, String> {
             Some(collective::xi_relaxed(&split.train, trigger, XI_TOLERANCE).map_err(|e| e.to_string())?)
         };
         let convex = match convex::not_covered(cell, &cfg, split.train.num_classes) {
-            None => Ok(convex::bound_for(cell, &cfg, split, &rec)?),
+            None => convex::bound_for(cell, &cfg, split, &rec),
             Some(why) => Err(why),
         };
         Ok((rec, xi, convex))
