@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod plot;
+pub mod stats;
 pub mod summary;
 
 use std::path::{Path, PathBuf};
