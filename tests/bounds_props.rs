@@ -99,3 +99,68 @@ proptest! {
         prop_assert!((0.0..=1.0).contains(&all));
     }
 }
+
+mod second_moment {
+    use crowdout::bounds::dpsgd::ConvexModel;
+    use crowdout::bounds::moment::{moment_bound, MomentInputs};
+    use proptest::prelude::*;
+
+    #[allow(clippy::too_many_arguments)]
+    fn bound(m: &[f64], x: &[f64], sigma: f64, lambda: f64, lr_frac: f64, steps: u64, q: f64, d0: f64) -> (f64, f64, f64) {
+        let smooth = 2.0;
+        let n = 1000.0;
+        let b = moment_bound(&MomentInputs {
+            model: ConvexModel::Softmax { classes: 2 },
+            margins: m,
+            x_norms: x,
+            theta0_dist: d0,
+            theta_hat_error: 1e-4,
+            lambda,
+            lr: lr_frac * 2.0 / (smooth + 2.0 * lambda),
+            steps,
+            sigma,
+            clip: 1.0,
+            expected_batch: q * n,
+            q,
+            dim: 20,
+            clipped_grad_sq_sum: n,
+            smoothness: smooth,
+            beta: 0.05,
+        })
+        .unwrap();
+        (b.mean.value, b.high_prob.value, b.reference_success)
+    }
+
+    proptest! {
+        /// Both bounds lie in [0, 1], the per-run one (probability 1 − β) never exceeds the one on
+        /// E[S] by much (it can: they are different statements, but here V/β ≥ V), neither exceeds
+        /// the reference's own success, and both fall (weakly) as σ grows.
+        #[test]
+        fn in_unit_interval_below_reference_and_monotone_in_sigma(
+            m in proptest::collection::vec(-1.0..3.0f64, 1..30),
+            s1 in 0.0..10.0f64, s2 in 0.0..10.0f64,
+            lambda in 0.01..1.0f64, lr_frac in 0.01..1.0f64, steps in 0u64..5000, q in 0.001..1.0f64, d0 in 0.0..10.0f64,
+        ) {
+            let x = vec![1.5; m.len()];
+            let (lo, hi) = if s1 <= s2 { (s1, s2) } else { (s2, s1) };
+            let (e1, h1, r) = bound(&m, &x, lo, lambda, lr_frac, steps, q, d0);
+            let (e2, h2, _) = bound(&m, &x, hi, lambda, lr_frac, steps, q, d0);
+            for v in [e1, h1, e2, h2] {
+                prop_assert!((0.0..=1.0).contains(&v));
+                prop_assert!(v <= r + 1e-12, "bound {v} above the reference success {r}");
+            }
+            prop_assert!(h1 <= e1 + 1e-12 || h1 == 0.0 || e1 > 0.0);
+            prop_assert!(e2 <= e1 + 1e-12 && h2 <= h1 + 1e-12, "not monotone in σ: {e1} -> {e2}, {h1} -> {h2}");
+        }
+
+        /// Larger margins (a bigger collective pushes the reference further) never lower the bound.
+        #[test]
+        fn monotone_in_margins(m in proptest::collection::vec(-1.0..3.0f64, 1..30), bump in 0.0..2.0f64, sigma in 0.0..5.0f64) {
+            let x = vec![1.0; m.len()];
+            let up: Vec<f64> = m.iter().map(|v| v + bump).collect();
+            let (e1, h1, _) = bound(&m, &x, sigma, 0.1, 0.5, 2000, 0.05, 1.0);
+            let (e2, h2, _) = bound(&up, &x, sigma, 0.1, 0.5, 2000, 0.05, 1.0);
+            prop_assert!(e2 >= e1 - 1e-12 && h2 >= h1 - 1e-12);
+        }
+    }
+}

@@ -19,6 +19,7 @@
 //! which the bound does not cover (its slack is far larger than the rounding).
 
 use crowdout::bounds::dpsgd::{convex_dpsgd_bound, convex_dpsgd_detail, ConvexDpsgdInputs, ConvexModel, Reference};
+use crowdout::bounds::moment::{clipped_grad_sq_sum, moment_bound, MomentInputs};
 use crowdout::bounds::reference::{fit_softmax_reference, softmax_margins, softmax_smoothness_bound, success_rate, x_norms};
 use crowdout::bounds::BoundKind;
 use crowdout::collective::{plant, triggered_test, CollectiveSpec, Strategy, Trigger};
@@ -369,6 +370,75 @@ fn full_batch_dpsgd_meets_the_bound_and_more_noise_lowers_it() {
     let o8 = check_against_trainer(&w, &r, &loud, "full batch σ=8");
     assert!(mean(&o8.bounds) < mean(&o.bounds), "σ = 8 bound {} not below σ = 1 bound {}", mean(&o8.bounds), mean(&o.bounds));
     assert!(min(&o8.bounds) > 0.0, "σ = 8 bound is vacuous; pick a σ where it still says something");
+}
+
+/// The second-moment guarantee (docs/bounds.md §2.9) against the real trainer at a small sampling
+/// rate (q = 0.05, where §2.6's radius is vacuous): over 20 seeds, (i) the mean of ‖Θ_T − Θ̃‖² stays
+/// below V (its 95% lower confidence limit must not exceed V), (ii) the bound on E[S] is not above
+/// the seeds' mean success plus its 95% confidence half-width, (iii) the per-run bound at 1 − β
+/// fails in no more seeds than Binomial(20, β) allows at level 1e-3, and (iv) it says something.
+#[test]
+fn second_moment_guarantee_holds_on_the_trainer_at_small_q() {
+    let s = Setting { n: 4000, sigma: 1.0, clip: 1.0, lambda: 0.5, batch: 200, steps: 600, lr_frac: 0.1, mode: GradMode::Ghost };
+    let w = world(s.n);
+    let r = reference(&w, &s);
+    let cfg = s.config(r.smooth);
+    let train_norms = x_norms(&w.train_x);
+    let g2 = clipped_grad_sq_sum(ConvexModel::Softmax { classes: 2 }, train_norms.iter().copied(), s.clip);
+    let beta = 0.05;
+    let (mut sq, mut meas, mut hp_fails) = (Vec::new(), Vec::new(), 0u64);
+    let mut last = None;
+    for seed in 0..SEEDS {
+        let mut model = Model::new(&ModelKind::Softmax, &[D as i64], 2, Some(seed), Device::Cpu).unwrap();
+        let theta0 = theta_of(&model);
+        let b = moment_bound(&MomentInputs {
+            model: ConvexModel::Softmax { classes: 2 },
+            margins: &r.margins,
+            x_norms: &r.norms,
+            theta0_dist: dist(&theta0, &r.theta),
+            theta_hat_error: r.error,
+            lambda: s.lambda,
+            lr: cfg.lr,
+            steps: s.steps,
+            sigma: s.sigma,
+            clip: s.clip,
+            expected_batch: s.q() * s.n as f64,
+            q: s.q(),
+            dim: 2 * (D + 1),
+            clipped_grad_sq_sum: g2,
+            smoothness: r.smooth,
+            beta,
+        })
+        .unwrap();
+        // §2.6's worst-case radius is vacuous here: the point of the second-moment bound.
+        let old = convex_dpsgd_bound(&inputs(&r, &s, &theta0)).unwrap().value;
+        let fo = fit(&mut model, &w.train, &cfg, Some(seed), Device::Cpu, &mut |_| {}).unwrap();
+        assert_eq!(fo.steps, s.steps);
+        let m = measured_success(&model, &w.trig);
+        let d2 = dist(&theta_of(&model), &r.theta).powi(2);
+        eprintln!(
+            "seed {seed:>2}: ‖Θ_T−Θ̃‖² {d2:.5} (V {:.5}), E-bound {:.3}, hp bound {:.3} (§2.6: {old:.3}), measured {m:.3}",
+            b.parts.total, b.mean.value, b.high_prob.value
+        );
+        hp_fails += (m < b.high_prob.value) as u64;
+        sq.push(d2);
+        meas.push(m);
+        last = Some(b);
+    }
+    let b = last.unwrap();
+    let n = SEEDS as f64;
+    let ci = |v: &[f64]| {
+        let m = mean(v);
+        let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        (m, 2.093 * sd / n.sqrt()) // t_{0.975, 19}
+    };
+    let (msq, hsq) = ci(&sq);
+    let (ms, hs) = ci(&meas);
+    eprintln!("mean ‖Θ_T−Θ̃‖² {msq:.5} ± {hsq:.5} vs V {:.5}; mean success {ms:.3} ± {hs:.3} vs E-bound {:.3}; hp failures {hp_fails}/{SEEDS}", b.parts.total, b.mean.value);
+    assert!(msq - hsq <= b.parts.total, "E‖Θ_T − Θ̂‖² exceeds V: {msq} ± {hsq} vs {}", b.parts.total);
+    assert!(ms + hs >= b.mean.value, "E[S] below its guarantee: {ms} ± {hs} vs {}", b.mean.value);
+    assert!(hp_fails <= allowed_failures(SEEDS, beta), "per-run bound failed in {hp_fails}/{SEEDS} seeds");
+    assert!(b.mean.value >= 0.4, "E-bound {} too weak to test anything", b.mean.value);
 }
 
 #[test]

@@ -12,6 +12,7 @@ pub mod ceiling;
 pub mod dpsgd;
 pub mod error;
 pub mod hardt;
+pub mod moment;
 pub mod multi;
 pub mod reference;
 

@@ -86,6 +86,13 @@ fn is_float_kind(k: Kind) -> bool {
 }
 
 impl Trigger {
+    /// Whether the trigger adds to the input (grid, feature offset) rather than setting part of
+    /// it to a value (patch, token). For additive triggers ‖x − g(x)‖ is the shift, not the
+    /// distance from x to the signal set g(X), so ξ̂ by that distance would be wrong.
+    pub fn is_additive(&self) -> bool {
+        matches!(self, Trigger::Grid { .. } | Trigger::FeatureOffset { .. })
+    }
+
     /// Short name used in messages and in the spec string (`patch`, `grid`, `offset`, `token`).
     pub fn name(&self) -> &'static str {
         match self {

@@ -36,6 +36,7 @@ pub mod cifar;
 mod fetch;
 pub mod files;
 pub mod idx;
+pub mod relabel;
 pub mod synthetic;
 pub mod tabular;
 

@@ -5,6 +5,7 @@
 //! [`cell::run_cell`], and tests use the deterministic fake in [`fake`].
 
 pub mod cell;
+pub mod convex;
 pub mod fake;
 pub mod merge;
 pub mod run;

@@ -128,6 +128,14 @@ pub struct TrainSection {
     /// `{ fixed = { mean = [..], std = [..] } }` (left out of the cell hash while none).
     #[serde(default, skip_serializing_if = "is_default")]
     pub input_norm: crate::train::fit::InputNorm,
+    /// L2 coefficient λ, added as λθ to the (privatised) gradient outside the clip (left out of
+    /// the cell hash while 0). The convex DP-SGD guarantee needs λ > 0.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub weight_decay: f64,
+    /// Relabel to a binary task: class c → 1, every other class → 0, before the collective plants
+    /// (the convex arm: 2-class softmax is binary logistic regression). Left out of the hash while unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_vs_rest: Option<i64>,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -545,6 +553,14 @@ impl SweepSpec {
                 tl("momentum"),
                 format!("{} is outside [0, 1)", t.momentum),
             ));
+        }
+        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
+            return Err(invalid("train.weight_decay", tl("weight_decay"), format!("{} must be finite and ≥ 0", t.weight_decay)));
+        }
+        if let Some(c) = t.one_vs_rest {
+            if c < 0 {
+                return Err(invalid("train.one_vs_rest", tl("one_vs_rest"), format!("{c} is not a class label (≥ 0)")));
+            }
         }
         if !(t.delta > 0.0 && t.delta < 1.0) {
             return Err(invalid(

@@ -21,12 +21,15 @@ use super::spec::Cell;
 use super::SweepError;
 
 /// Bumped whenever the columns change; a file with an unknown version is refused, not mixed.
-/// Version 2 appended `lr_schedule`, `input_norm` and `torch_threads`; version-1 files (without
-/// them) are still read, with the defaults of those settings and `torch_threads` empty (unknown),
-/// but a sweep does not append version-2 rows to them.
-pub const SCHEMA_VERSION: u32 = 2;
-/// Columns a version-1 file lacks (the last ones of [`ResultRow::header`]).
+/// Version 2 appended `lr_schedule`, `input_norm` and `torch_threads`; version 3 appended the
+/// bound diagnostics (`n_train` … `eps_tv_hat`). Older files are still read, with the defaults
+/// of the settings they lack and the new measurements empty, but a sweep does not append
+/// rows of the current version to them.
+pub const SCHEMA_VERSION: u32 = 3;
+/// Columns added in version 2 (after the version-1 columns).
 const ADDED_IN_V2: usize = 3;
+/// Columns added in version 3 (the last ones of [`ResultRow::header`]).
+const ADDED_IN_V3: usize = 12;
 
 fn default_lr_schedule() -> String {
     use erased::Named;
@@ -112,6 +115,45 @@ pub struct ResultRow {
     /// count (docs/architecture.md). Empty in version-1 files (not recorded then).
     #[serde(default)]
     pub torch_threads: Option<i32>,
+    // --- added in schema version 3 ---
+    /// L2 coefficient λ (weight decay, applied outside the clip); 0 in older files.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// `one_vs_rest` class c of a binary (c vs rest) arm; empty for the data set's own labels.
+    #[serde(default)]
+    pub one_vs_rest: Option<i64>,
+    /// Training records N.
+    #[serde(default)]
+    pub n_train: Option<u64>,
+    /// Records the collective modified (k).
+    #[serde(default)]
+    pub members: Option<u64>,
+    /// Convex DP-SGD guarantee that holds for one run with probability ≥ 1 − `bound_beta`
+    /// (`dpsgd_lb` is the guarantee on E[S] over sampling and noise).
+    #[serde(default)]
+    pub dpsgd_lb_hp: Option<f64>,
+    /// β of `dpsgd_lb_hp`.
+    #[serde(default)]
+    pub bound_beta: Option<f64>,
+    /// Success of the clipped minimiser Θ̂_C (the σ → 0, T → ∞ limit: what clipping leaves).
+    #[serde(default)]
+    pub clip_ref_success: Option<f64>,
+    /// Which part of the DP-SGD bound's mean square dominates: `init`, `sampling` or `noise`.
+    #[serde(default)]
+    pub dpsgd_dominant: String,
+    /// Hardt's ξ̂: clean training mass within the trigger's tolerance of the signal set (empty: n/a).
+    #[serde(default)]
+    pub xi_hat: Option<f64>,
+    /// Hardt's Δ̂ from a clean model's class probabilities on the signal set (empty: n/a).
+    #[serde(default)]
+    pub delta_hat: Option<f64>,
+    /// Implied suboptimality ε̂_TV: the smallest TV ε with Hardt's bound ≤ the measured success.
+    #[serde(default)]
+    pub eps_tv_hat: Option<f64>,
+    /// The collective's effective α: the share of training records that carry its signal with
+    /// its target label (coordination noise removes members; see `bounds::multi`).
+    #[serde(default)]
+    pub alpha_eff: Option<f64>,
 }
 
 impl ResultRow {
@@ -167,6 +209,18 @@ impl ResultRow {
             lr_schedule: t.lr_schedule.name(),
             input_norm: t.input_norm.to_string(),
             torch_threads: None,
+            weight_decay: t.weight_decay,
+            one_vs_rest: t.one_vs_rest,
+            n_train: None,
+            members: None,
+            dpsgd_lb_hp: None,
+            bound_beta: None,
+            clip_ref_success: None,
+            dpsgd_dominant: String::new(),
+            xi_hat: None,
+            delta_hat: None,
+            eps_tv_hat: None,
+            alpha_eff: None,
         }
     }
 
@@ -235,6 +289,18 @@ impl ResultRow {
             lr_schedule: String::new(),
             input_norm: String::new(),
             torch_threads: None,
+            weight_decay: 0.0,
+            one_vs_rest: None,
+            n_train: None,
+            members: None,
+            dpsgd_lb_hp: None,
+            bound_beta: None,
+            clip_ref_success: None,
+            dpsgd_dominant: String::new(),
+            xi_hat: None,
+            delta_hat: None,
+            eps_tv_hat: None,
+            alpha_eff: None,
         };
         let _ = w.serialize(&dummy);
         let bytes = w.into_inner().unwrap_or_default();
@@ -328,7 +394,7 @@ fn read_rows(path: &Path, bytes: &[u8], repair: bool) -> Result<(Vec<ResultRow>,
     Ok(read_rows_versioned(path, bytes, repair)?.0)
 }
 
-/// [`read_rows`], plus the schema version of the file's header (1 or [`SCHEMA_VERSION`]).
+/// [`read_rows`], plus the schema version of the file's header (1, 2 or [`SCHEMA_VERSION`]).
 type ReadRows = ((Vec<ResultRow>, Option<u64>), u32);
 fn read_rows_versioned(path: &Path, bytes: &[u8], repair: bool) -> Result<ReadRows, SweepError> {
     let store_err = |message: String| SweepError::Store {
@@ -346,8 +412,17 @@ fn read_rows_versioned(path: &Path, bytes: &[u8], repair: bool) -> Result<ReadRo
         .iter()
         .map(str::to_string)
         .collect();
-    let v1 = &expected[..expected.len() - ADDED_IN_V2];
-    let file_version = if header == expected { SCHEMA_VERSION } else if header == v1 { 1 } else { 0 };
+    let v2 = &expected[..expected.len() - ADDED_IN_V3];
+    let v1 = &expected[..expected.len() - ADDED_IN_V3 - ADDED_IN_V2];
+    let file_version = if header == expected {
+        SCHEMA_VERSION
+    } else if header == v2 {
+        2
+    } else if header == v1 {
+        1
+    } else {
+        0
+    };
     if file_version == 0 {
         let version_hint = if header.iter().any(|h| h == "schema_version") {
             " (written by another schema_version of crowdout)"
@@ -400,7 +475,7 @@ fn read_rows_versioned(path: &Path, bytes: &[u8], repair: bool) -> Result<ReadRo
             .unwrap_or(0);
         let parsed = match (&rec, &bad) {
             (Some(r), None) => match r.deserialize::<ResultRow>(Some(&headers)) {
-                Ok(row) if row.schema_version == SCHEMA_VERSION || row.schema_version == 1 => Ok(row),
+                Ok(row) if (1..=SCHEMA_VERSION).contains(&row.schema_version) => Ok(row),
                 Ok(row) => Err(format!("schema_version {}", row.schema_version)),
                 Err(e) => Err(e.to_string()),
             },
@@ -675,13 +750,13 @@ lr = 0.1
         let cs = cells();
         // A version-1 file: the header and rows without the columns added in version 2.
         let header = ResultRow::header();
-        let mut text = header[..header.len() - ADDED_IN_V2].join(",") + "\n";
+        let mut text = header[..header.len() - ADDED_IN_V2 - ADDED_IN_V3].join(",") + "\n";
         let mut r = row(&cs[0], 0.5);
         r.schema_version = 1;
         let line = String::from_utf8(r.to_csv_line().unwrap()).unwrap();
         let fields = csv_fields(line.trim_end());
         let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
-        w.write_record(&fields[..fields.len() - ADDED_IN_V2]).unwrap();
+        w.write_record(&fields[..fields.len() - ADDED_IN_V2 - ADDED_IN_V3]).unwrap();
         text.push_str(&String::from_utf8(w.into_inner().unwrap()).unwrap());
         std::fs::write(&p, &text).unwrap();
         let rows = read_results(&p).unwrap();
