@@ -103,3 +103,29 @@ fn tight_ceiling_from_the_accountant_beats_the_generic_conversion() {
     assert!(tight >= 0.02 && tight < generic && generic <= 1.0, "tight {tight}, generic {generic}");
     assert!(tight < 0.5, "tight ceiling {tight}");
 }
+
+#[test]
+fn tight_ceiling_refuses_replace_one_instead_of_a_k_group_answer() {
+    // Regression (issue item 4): this exact command printed 0.118, below the add/remove answer
+    // 0.373 for the same training. Poisson-sampled DP-SGD is add/remove DP, so a substitution of
+    // k = 3 records is a group of 6 add/remove records whatever --adjacency says; 0.118 (the
+    // k-group profile applied once) is not a guarantee. The CLI must refuse, naming both flags.
+    let cmd = [
+        "ceiling", "--tight", "--adjacency", "replace-one", "--k", "3", "--s0", "0.02", "--sample-rate", "0.004267",
+        "--noise-multiplier", "1.1", "--steps", "3516",
+    ];
+    let (ok, out, err) = run(&cmd);
+    assert!(!ok, "accepted; printed {out}");
+    assert!(err.contains("--tight") && err.contains("--adjacency replace-one") && err.contains("2k"), "{err}");
+    assert!(!out.contains("0.118"), "{out}");
+    // The same training under add/remove: the two-stage (remove 3, add 3) tight ceiling.
+    let (ok, out, err) = run(&[
+        "--json", "ceiling", "--tight", "--k", "3", "--s0", "0.02", "--sample-rate", "0.004267", "--noise-multiplier", "1.1",
+        "--steps", "3516",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let tight = v["results"][0]["result"]["value"].as_f64().unwrap();
+    assert_eq!(v["inputs"]["group_size"], 6);
+    assert!((tight - 0.373).abs() < 0.005, "add/remove tight ceiling {tight} (expected ≈ 0.373)");
+}

@@ -16,6 +16,11 @@
 //! of k (remove the originals, add the modified records; see [`ceiling_two_stage`]). Under a
 //! replace-one guarantee ([`Adjacency::ReplaceOne`]) the substitution is a group of k — but only
 //! if the (ε, δ) supplied is a replace-one guarantee, which the add/remove accountant does not give.
+//! The tight DP-SGD group profile (`accountant::group`, Ganesh 2024) is add/remove: use it with
+//! [`ceiling_two_stage`] only (remove k, add k); it must not be applied once as a replace-one
+//! group of k, and the 2k-group profile must not be applied once either (it bounds D against
+//! D ∪ G, and a substitution is not of that form). `crowdout bound ceiling --tight` refuses
+//! `--adjacency replace-one`.
 
 use super::error::{check_closed, check_nonneg, check_positive, BoundError, Result};
 use super::{phi, phi_inv, BoundKind, BoundValue};

@@ -221,7 +221,9 @@ pub struct CeilingArgs {
     #[arg(long)]
     pub profile: Option<PathBuf>,
     /// Tight ceiling from the accountant's group privacy profile of DP-SGD (PLD of the Binomial
-    /// mixture; needs --sample-rate, --noise-multiplier, --steps).
+    /// mixture; needs --sample-rate, --noise-multiplier, --steps). Add/remove only: Poisson-sampled
+    /// DP-SGD is add/remove DP, so a substitution of k records is a group of 2k (remove k, add k);
+    /// refused with --adjacency replace-one.
     #[arg(long, requires_all = ["sample_rate", "noise_multiplier", "steps"])]
     pub tight: bool,
     /// DP-SGD Poisson sampling rate q (for --tight).
@@ -457,19 +459,23 @@ fn dpsgd_cmd(json: bool, a: DpsgdArgs) -> anyhow::Result<()> {
 fn ceiling_cmd(json: bool, a: CeilingArgs) -> anyhow::Result<()> {
     let mut results = Vec::new();
     if a.tight {
+        // The tight profile is the accountant's: Poisson-subsampled DP-SGD is add/remove DP, so a
+        // substitution of k records is a group of 2k whatever --adjacency says. Applying the
+        // k-group add/remove profile once (as a replace-one group of k) is NOT a guarantee
+        // (docs/bounds.md §3); refuse instead of printing a number that looks like one.
+        if a.adjacency == Adjacency::ReplaceOne {
+            bail!(
+                "--tight cannot be combined with --adjacency replace-one: the tight profile is the accountant's group \
+                 profile of Poisson-subsampled DP-SGD, which is add/remove DP, so a substitution of k records is a group \
+                 of 2k add/remove records whatever the adjacency of --epsilon/--delta; drop --adjacency replace-one \
+                 (the tight ceiling is then the add/remove one: remove k, add k)"
+            );
+        }
         let (q, sigma, steps) = (a.sample_rate.unwrap_or(f64::NAN), a.noise_multiplier.unwrap_or(f64::NAN), a.steps.unwrap_or(0));
         let grid = ceiling::default_eps_grid();
-        let k = match a.adjacency {
-            Adjacency::AddRemove => a.k,
-            Adjacency::ReplaceOne => a.adjacency.group_size(a.k),
-        };
-        let prof = crowdout::accountant::group::group_profile(k, q, sigma, steps, &grid)
+        let prof = crowdout::accountant::group::group_profile(a.k, q, sigma, steps, &grid)
             .map_err(|e| anyhow::anyhow!("--tight (--sample-rate {q}, --noise-multiplier {sigma}, --steps {steps}): {e}"))?;
-        let b = match a.adjacency {
-            Adjacency::AddRemove => ceiling::ceiling_two_stage(a.s0, &prof),
-            Adjacency::ReplaceOne => ceiling::ceiling_from_profile(a.s0, &prof),
-        }
-        .map_err(flag_err)?;
+        let b = ceiling::ceiling_two_stage(a.s0, &prof).map_err(flag_err)?;
         results.push(("tight group profile (PLD)", b));
     }
     if let (Some(e), Some(d)) = (a.epsilon, a.delta) {

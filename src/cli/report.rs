@@ -53,10 +53,19 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     });
     let files = build_report(&args.inputs, &out, args.target_success, !args.no_plots)?;
     eprintln!(
-        "{}: {} cells, {} plot(s) (PNG + SVG)",
+        "{}: {} cells, {} plot(s) (PNG + SVG); per-configuration statistics in {}",
         files.summary.display(),
         files.rows,
-        files.plots.len()
+        files.plots.len(),
+        files.config_stats.display()
     );
+    let c = &files.counts;
+    eprintln!("ceiling at UCB(E[S0]): {}", c.ceiling.line());
+    eprintln!("dpsgd_lb (E[S]): {}", c.dpsgd.line());
+    eprintln!("dpsgd_lb_hp (per run): {}", c.dpsgd_hp.line());
+    let violated = c.ceiling.violated + c.dpsgd.violated + c.dpsgd_hp.violated;
+    if violated > 0 {
+        eprintln!("WARNING: {violated} bound violation(s) over seeds; see the BOUND VIOLATIONS section of {}", files.summary.display());
+    }
     Ok(())
 }

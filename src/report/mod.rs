@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod plot;
+pub mod stats;
 pub mod summary;
 
 use std::path::{Path, PathBuf};
@@ -32,7 +33,15 @@ pub enum ReportError {
     TargetSuccess(f64),
     #[error("no results files given")]
     NoInputs,
+    #[error(transparent)]
+    Stats(#[from] analysis::ConfigStatsError),
+    #[error("writing {path}: {message}")]
+    Csv { path: PathBuf, message: String },
 }
+
+/// A prediction of the expected success for a row (e.g. `report::prediction`'s deep-model
+/// prediction); drawn on the sandwich plots when given.
+pub type Prediction<'a> = &'a dyn Fn(&crate::sweep::store::ResultRow) -> Option<f64>;
 
 /// What a report wrote.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +50,10 @@ pub struct ReportFiles {
     /// PNG paths (each has an SVG twin).
     pub plots: Vec<PathBuf>,
     pub rows: usize,
+    /// `config_stats.csv` (one line per configuration).
+    pub config_stats: PathBuf,
+    /// Verdict counts over configurations (what summary.md's count lines say).
+    pub counts: analysis::StatsCounts,
 }
 
 /// Reads `inputs`, merges them and writes `summary.md` and the plots into `out`.
@@ -50,6 +63,17 @@ pub fn build_report(
     target_success: f64,
     with_plots: bool,
 ) -> Result<ReportFiles, ReportError> {
+    build_report_with(inputs, out, target_success, with_plots, None)
+}
+
+/// [`build_report`] with an optional prediction hook for the sandwich plots.
+pub fn build_report_with(
+    inputs: &[PathBuf],
+    out: &Path,
+    target_success: f64,
+    with_plots: bool,
+    prediction: Option<Prediction<'_>>,
+) -> Result<ReportFiles, ReportError> {
     if inputs.is_empty() {
         return Err(ReportError::NoInputs);
     }
@@ -58,6 +82,7 @@ pub fn build_report(
     }
     let rows = merge_files(inputs)?;
     let panels = analysis::panels(&rows);
+    let stats = analysis::config_stats(&rows)?;
     std::fs::create_dir_all(out).map_err(|source| ReportError::Io {
         path: out.to_path_buf(),
         source,
@@ -65,12 +90,13 @@ pub fn build_report(
     let mut plots: Vec<(analysis::PanelKey, Vec<(String, String)>)> = Vec::new();
     if with_plots {
         for p in &panels {
-            let files = plot::write_panel(out, p, target_success).map_err(ReportError::Plot)?;
+            let mut files = plot::write_panel(out, p, target_success).map_err(ReportError::Plot)?;
+            files.extend(plot::write_sandwiches(out, p, &rows, &stats, prediction).map_err(ReportError::Plot)?);
             plots.push((p.key.clone(), files));
         }
     }
     let names: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
-    let md = summary::markdown(&names, &rows, &panels, target_success, &|p| {
+    let md = summary::markdown(&names, &rows, &panels, &stats, target_success, &|p| {
         plots
             .iter()
             .find(|(k, _)| *k == p.key)
@@ -82,7 +108,18 @@ pub fn build_report(
         path: summary.clone(),
         source,
     })?;
+    let config_stats = out.join("config_stats.csv");
+    let bytes = summary::config_stats_csv(&stats).map_err(|e| ReportError::Csv {
+        path: config_stats.clone(),
+        message: e.to_string(),
+    })?;
+    std::fs::write(&config_stats, bytes).map_err(|source| ReportError::Io {
+        path: config_stats.clone(),
+        source,
+    })?;
     Ok(ReportFiles {
+        config_stats,
+        counts: analysis::count_verdicts(&stats),
         summary,
         plots: plots
             .iter()

@@ -15,7 +15,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use super::analysis::{fmt_num, Panel};
+use super::analysis::{self, fmt_num, ConfigStats, Panel};
+use super::{stats, Prediction};
+use crate::sweep::store::ResultRow;
 
 /// Tick positions of an ε axis: exactly the swept ε values (a log axis would otherwise label only
 /// powers of ten, leaving e.g. ε = 2 and 8 unlabelled).
@@ -499,6 +501,269 @@ pub fn write_panel(dir: &Path, p: &Panel, s_star: f64) -> Result<Vec<(String, St
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
         out.push((title.to_string(), name));
+    }
+    Ok(out)
+}
+
+// ------------------------------------------------------------------------------------------------
+// Sandwich plots: measurement between the guarantee (below) and the ceiling (above), per arm.
+// ------------------------------------------------------------------------------------------------
+
+/// What one sandwich plot shows at one α (> 0).
+#[derive(Debug, Clone, Default)]
+struct SandwichPoint {
+    alpha: f64,
+    seeds: Vec<f64>,
+    mean: Option<f64>,
+    ci: Option<(f64, f64)>,
+    t_ci: Option<(f64, f64)>,
+    guarantee: Option<f64>,
+    guarantee_kind: String,
+    per_run: Option<f64>,
+    prediction: Option<f64>,
+    ceiling: Option<f64>,
+    ceiling_t: Option<f64>,
+}
+
+/// The data of one arm's sandwich: points by α and the baseline E[S₀] (mean, distribution-free UCB).
+struct Sandwich {
+    title: String,
+    points: Vec<SandwichPoint>,
+    baseline: Option<(f64, f64)>,
+}
+
+fn in_panel(p: &Panel, sweep: &str, dataset: &str, model: &str, collective: &str, clip: Option<f64>) -> bool {
+    sweep == p.key.sweep
+        && dataset == p.key.dataset
+        && model == p.key.model
+        && collective == p.key.collective
+        && match clip {
+            Some(c) => format!("C={}", fmt_num(c)) == p.key.clip,
+            None => true,
+        }
+}
+
+fn sandwich_data(
+    p: &Panel,
+    privacy: &str,
+    label: String,
+    rows: &[ResultRow],
+    stats: &[ConfigStats],
+    prediction: Option<Prediction<'_>>,
+) -> Sandwich {
+    let key_val = |s: &ConfigStats, name: &str| s.key.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let mine: Vec<&ConfigStats> = stats
+        .iter()
+        .filter(|s| s.privacy == privacy && in_panel(p, &key_val(s, "sweep"), &s.dataset, &s.model, &s.collective, s.clip))
+        .collect();
+    let baseline = mine.iter().find_map(|s| s.baseline.map(|b| (b.mean, b.hi)));
+    let mut points: Vec<SandwichPoint> = mine
+        .iter()
+        .filter(|s| s.alpha > 0.0)
+        .map(|s| {
+            let rs: Vec<&ResultRow> = rows
+                .iter()
+                .filter(|r| r.is_ok() && analysis::config_key(r) == s.key)
+                .collect();
+            let pred: Vec<f64> = match prediction {
+                Some(f) => rs.iter().filter_map(|r| f(r)).collect(),
+                None => vec![],
+            };
+            SandwichPoint {
+                alpha: s.alpha,
+                seeds: s.seeds.iter().map(|x| x.1).collect(),
+                mean: s.success.map(|x| x.mean),
+                ci: s.success.map(|x| (x.lo, x.hi)),
+                t_ci: s.success.and_then(|x| Some((x.t_lo?, x.t_hi?))),
+                guarantee: s.dpsgd.bound,
+                guarantee_kind: s.dpsgd.kind.clone(),
+                per_run: s.dpsgd_hp.bound,
+                prediction: stats::mean(&pred),
+                ceiling: s.ceiling.at_ucb,
+                ceiling_t: s.ceiling.at_t_ucb,
+            }
+        })
+        .collect();
+    points.sort_by(|a, b| a.alpha.total_cmp(&b.alpha));
+    Sandwich { title: format!("{} — {label}", p.key.title()), points, baseline }
+}
+
+/// Legend entry: a sample drawn at (x, y) of the legend area, and its text.
+type LegendItem = (String, Box<dyn Fn(&mut Vec<DynElement>, (i32, i32))>);
+enum DynElement {
+    Line(Vec<(i32, i32)>, ShapeStyle),
+    Dashed(Vec<(i32, i32)>, ShapeStyle),
+    Dot((i32, i32), i32, ShapeStyle),
+}
+
+fn draw_sandwich<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Sandwich) -> R
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(e2s)?;
+    let (left, right) = root.split_horizontally(800);
+    let (x0, x1) = log_range(s.points.iter().map(|p| p.alpha)).ok_or("no α > 0")?;
+    let mut chart = ChartBuilder::on(&left)
+        .caption(s.title.clone(), (FAMILY, 19))
+        .margin(14)
+        .x_label_area_size(55)
+        .y_label_area_size(70)
+        .build_cartesian_2d((x0..x1).log_scale().with_key_points(s.points.iter().map(|p| p.alpha).collect::<Vec<_>>()), 0.0..1.02f64)
+        .map_err(e2s)?;
+    chart
+        .configure_mesh()
+        .x_desc("α (collective fraction, log scale)")
+        .y_desc("success on triggered test points")
+        .x_label_formatter(&|x| fmt_num(*x))
+        .y_label_formatter(&|y| format!("{:.1}", y))
+        .axis_desc_style((FAMILY, 17))
+        .label_style((FAMILY, 14))
+        .light_line_style(WHITE)
+        .draw()
+        .map_err(e2s)?;
+    let grey = RGBColor(120, 120, 120);
+    let blue = colour(0);
+    let green = colour(2);
+    let red = colour(3);
+    let purple = colour(4);
+    let orange = colour(1);
+    let mut legend: Vec<LegendItem> = Vec::new();
+    if let Some((m, u)) = s.baseline {
+        chart.draw_series(LineSeries::new(vec![(x0, m), (x1, m)], grey.stroke_width(2))).map_err(e2s)?;
+        chart
+            .draw_series(DashedLineSeries::new(vec![(x0, u), (x1, u)], 4, 4, grey.stroke_width(1)))
+            .map_err(e2s)?;
+        legend.push((format!("baseline E[S₀] = {m:.3} (α = 0)"), Box::new(move |v, (x, y)| v.push(DynElement::Line(vec![(x, y), (x + 26, y)], grey.stroke_width(2))))));
+        legend.push((format!("UCB(E[S₀]) = {u:.3} (distribution-free)"), Box::new(move |v, (x, y)| v.push(DynElement::Dashed(vec![(x, y), (x + 26, y)], grey.stroke_width(1))))));
+    }
+    // Ceiling (above), guarantee and per-run bound (below), prediction.
+    let line = |f: &dyn Fn(&SandwichPoint) -> Option<f64>| -> Vec<(f64, f64)> {
+        s.points.iter().filter_map(|p| f(p).map(|v| (p.alpha, v.min(1.02)))).collect()
+    };
+    let ceil = line(&|p| p.ceiling);
+    if !ceil.is_empty() {
+        chart.draw_series(LineSeries::new(ceil.clone(), red.stroke_width(3))).map_err(e2s)?;
+        chart.draw_series(ceil.iter().map(|&xy| TriangleMarker::new(xy, 6, red.filled()))).map_err(e2s)?;
+        legend.push(("ceiling at UCB(E[S₀]) (guarantee on E[S])".into(), Box::new(move |v, (x, y)| v.push(DynElement::Line(vec![(x, y), (x + 26, y)], red.stroke_width(3))))));
+    }
+    let ceil_t = line(&|p| p.ceiling_t);
+    if !ceil_t.is_empty() {
+        chart.draw_series(DashedLineSeries::new(ceil_t, 6, 5, red.mix(0.6).stroke_width(2))).map_err(e2s)?;
+        legend.push(("ceiling at t-UCB(E[S₀]) (approximate)".into(), Box::new(move |v, (x, y)| v.push(DynElement::Dashed(vec![(x, y), (x + 26, y)], red.mix(0.6).stroke_width(2))))));
+    }
+    let g = line(&|p| p.guarantee);
+    if !g.is_empty() {
+        let kind = s.points.iter().find(|p| p.guarantee.is_some()).map(|p| p.guarantee_kind.clone()).unwrap_or_default();
+        chart.draw_series(LineSeries::new(g.clone(), green.stroke_width(3))).map_err(e2s)?;
+        chart.draw_series(g.iter().map(|&xy| TriangleMarker::new(xy, 6, green.filled()))).map_err(e2s)?;
+        legend.push((format!("DP-SGD bound on E[S] ({}; mean over seeds)", if kind.is_empty() { "?" } else { &kind }), Box::new(move |v, (x, y)| v.push(DynElement::Line(vec![(x, y), (x + 26, y)], green.stroke_width(3))))));
+    }
+    let hp = line(&|p| p.per_run);
+    if !hp.is_empty() {
+        chart.draw_series(DashedLineSeries::new(hp, 3, 4, orange.stroke_width(2))).map_err(e2s)?;
+        legend.push(("DP-SGD per-run bound (prob. ≥ 1 − β)".into(), Box::new(move |v, (x, y)| v.push(DynElement::Dashed(vec![(x, y), (x + 26, y)], orange.stroke_width(2))))));
+    }
+    let pr = line(&|p| p.prediction);
+    if !pr.is_empty() {
+        chart.draw_series(DashedLineSeries::new(pr, 10, 6, purple.stroke_width(3))).map_err(e2s)?;
+        legend.push(("prediction (not a guarantee)".into(), Box::new(move |v, (x, y)| v.push(DynElement::Dashed(vec![(x, y), (x + 26, y)], purple.stroke_width(3))))));
+    }
+    // Measurements: per-seed points (spread a little in log α so ties stay visible), then CIs and mean.
+    for p in &s.points {
+        let n = p.seeds.len().max(2) as f64;
+        chart
+            .draw_series(p.seeds.iter().enumerate().map(|(i, &v)| {
+                let x = p.alpha * (0.05 * (i as f64 / (n - 1.0) - 0.5)).exp() * 0.93;
+                Circle::new((x, v), 3, grey.mix(0.7).filled())
+            }))
+            .map_err(e2s)?;
+        let bar = |lo: f64, hi: f64, x: f64, style: ShapeStyle, cap: f64| {
+            vec![
+                PathElement::new(vec![(x, lo), (x, hi)], style),
+                PathElement::new(vec![(x / cap, lo), (x * cap, lo)], style),
+                PathElement::new(vec![(x / cap, hi), (x * cap, hi)], style),
+            ]
+        };
+        let xc = p.alpha * 1.06;
+        if let Some((lo, hi)) = p.ci {
+            chart.draw_series(bar(lo, hi, xc, blue.stroke_width(2), 1.025)).map_err(e2s)?;
+        }
+        if let Some((lo, hi)) = p.t_ci {
+            chart.draw_series(bar(lo, hi, xc * 1.035, colour(9).stroke_width(2), 1.015)).map_err(e2s)?;
+        }
+        if let Some(m) = p.mean {
+            chart.draw_series(std::iter::once(Circle::new((xc, m), 6, blue.filled()))).map_err(e2s)?;
+        }
+    }
+    legend.insert(0, ("per-seed success".into(), Box::new(move |v, (x, y)| v.push(DynElement::Dot((x + 13, y), 3, grey.mix(0.7).filled())))));
+    legend.insert(1, ("mean, 95% CI of E[S] (distribution-free)".into(), Box::new(move |v, (x, y)| {
+        v.push(DynElement::Line(vec![(x + 13, y - 9), (x + 13, y + 9)], blue.stroke_width(2)));
+        v.push(DynElement::Dot((x + 13, y), 6, blue.filled()));
+    })));
+    legend.insert(2, ("Student-t 95% CI (approximate)".into(), Box::new(move |v, (x, y)| v.push(DynElement::Line(vec![(x + 13, y - 9), (x + 13, y + 9)], colour(9).stroke_width(2))))));
+    // Legend on the right.
+    right.fill(&WHITE).map_err(e2s)?;
+    let mut y = 70;
+    right.draw(&Text::new("legend", (10, 40), (FAMILY, 17).into_font().style(FontStyle::Bold))).map_err(e2s)?;
+    for (text, sample) in &legend {
+        let mut els = Vec::new();
+        sample(&mut els, (10, y));
+        for e in els {
+            match e {
+                DynElement::Line(pts, st) => right.draw(&PathElement::new(pts, st)).map_err(e2s)?,
+                DynElement::Dashed(pts, st) => {
+                    let (a, b) = (pts[0], pts[pts.len() - 1]);
+                    let mut x = a.0;
+                    while x < b.0 {
+                        right.draw(&PathElement::new(vec![(x, a.1), ((x + 5).min(b.0), a.1)], st)).map_err(e2s)?;
+                        x += 9;
+                    }
+                }
+                DynElement::Dot(c, r, st) => right.draw(&Circle::new(c, r, st)).map_err(e2s)?,
+            }
+        }
+        // Wrap long labels at ~30 characters.
+        let mut lines = vec![String::new()];
+        for w in text.split(' ') {
+            if lines.last().is_some_and(|l| l.chars().count() + w.chars().count() > 30) {
+                lines.push(String::new());
+            }
+            let l = lines.last_mut().expect("non-empty");
+            if !l.is_empty() {
+                l.push(' ');
+            }
+            l.push_str(w);
+        }
+        for (i, l) in lines.iter().enumerate() {
+            right.draw(&Text::new(l.clone(), (44, y - 8 + 18 * i as i32), (FAMILY, 14))).map_err(e2s)?;
+        }
+        y += 18 * lines.len() as i32 + 14;
+    }
+    Ok(())
+}
+
+/// Writes one sandwich plot per privacy arm of panel `p` (arms with α > 0 points), as
+/// `<slug>.sandwich_<arm>.{png,svg}`; returns (title, PNG file name) pairs.
+pub fn write_sandwiches(
+    dir: &Path,
+    p: &Panel,
+    rows: &[ResultRow],
+    stats: &[ConfigStats],
+    prediction: Option<Prediction<'_>>,
+) -> Result<Vec<(String, String)>, String> {
+    ensure_font()?;
+    let slug = p.key.slug();
+    let mut out = Vec::new();
+    for a in &p.arms {
+        let s = sandwich_data(p, &a.privacy, a.label(), rows, stats, prediction);
+        if s.points.iter().all(|pt| pt.seeds.is_empty()) {
+            continue;
+        }
+        let arm: String = a.privacy.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+        let stem = dir.join(format!("{slug}.sandwich_{arm}"));
+        let png = both!(&stem, draw_sandwich(&s)).map_err(|e| format!("{}: {e}", stem.display()))?;
+        let name = png.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        out.push((format!("sandwich: {}", a.label()), name));
     }
     Ok(out)
 }
