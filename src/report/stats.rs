@@ -110,6 +110,47 @@ pub fn anderson_lower(xs: &[f64], alpha: f64) -> Result<f64, StatsError> {
     Ok((1.0 - anderson_upper(&flipped, alpha)?).clamp(0.0, 1.0))
 }
 
+/// Bernoulli relative entropy kl(p‖q) = p ln(p/q) + (1 − p) ln((1 − p)/(1 − q)), with 0 ln 0 = 0.
+fn kl_bernoulli(p: f64, q: f64) -> f64 {
+    let term = |a: f64, b: f64| if a <= 0.0 { 0.0 } else if b <= 0.0 { f64::INFINITY } else { a * (a / b).ln() };
+    term(p, q) + term(1.0 - p, 1.0 - q)
+}
+
+/// One-sided (1 − α) **upper** confidence bound on E[X] for i.i.d. X ∈ [0, 1], valid for every law:
+/// the Chernoff–Hoeffding bound in relative-entropy form (Hoeffding 1963, Thm 1:
+/// P(X̄ ≤ μ − t) ≤ exp(−n·kl(μ − t‖μ)) for independent variables in [0, 1] with mean μ), inverted:
+/// U = max{μ ≥ x̄ : n·kl(x̄‖μ) ≤ ln(1/α)}. Near 0 it is far tighter than Anderson's bound (all-zero
+/// samples give U = 1 − α^{1/n}, the exact Bernoulli limit the module docs name), while
+/// Anderson's is tighter for spread-out data; [`summarize`] takes the smaller of the two, each at
+/// half the level (Bonferroni).
+pub fn kl_upper(xs: &[f64], alpha: f64) -> Result<f64, StatsError> {
+    check_unit("kl_upper", xs)?;
+    check_alpha("kl_upper alpha", alpha)?;
+    let n = xs.len() as f64;
+    let m = mean(xs).unwrap_or(0.0);
+    let budget = (1.0 / alpha).ln() / n;
+    let (mut lo, mut hi) = (m, 1.0_f64);
+    if kl_bernoulli(m, hi) <= budget {
+        return Ok(1.0);
+    }
+    for _ in 0..100 {
+        let mid = 0.5 * (lo + hi);
+        if kl_bernoulli(m, mid) <= budget {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(hi)
+}
+
+/// One-sided (1 − α) **lower** confidence bound on E[X], X ∈ [0, 1]: `1 − kl_upper(1 − x)`.
+pub fn kl_lower(xs: &[f64], alpha: f64) -> Result<f64, StatsError> {
+    check_unit("kl_lower", xs)?;
+    let flipped: Vec<f64> = xs.iter().map(|x| 1.0 - x).collect();
+    Ok((1.0 - kl_upper(&flipped, alpha)?).clamp(0.0, 1.0))
+}
+
 /// Two-sided Student-t interval `mean ± t_{n−1,1−α/2}·s/√n`, clamped to [0, 1]; `None` for n < 2.
 pub fn student_t_interval(xs: &[f64], alpha: f64) -> Result<Option<(f64, f64)>, StatsError> {
     check_unit("student_t_interval", xs)?;
@@ -165,7 +206,8 @@ pub struct SeedSummary {
     pub n: usize,
     pub mean: f64,
     pub sd: Option<f64>,
-    /// Distribution-free (Anderson) lower / upper end, each one-sided at level α/2.
+    /// Distribution-free lower / upper end, each one-sided at level α/2: the better of Anderson's
+    /// and the Chernoff–Hoeffding (kl) bound, each at α/4 (Bonferroni).
     pub lo: f64,
     pub hi: f64,
     /// Student-t interval (`None` for n < 2).
@@ -181,8 +223,8 @@ pub fn summarize(xs: &[f64], alpha: f64) -> Result<SeedSummary, StatsError> {
         n: xs.len(),
         mean: mean(xs).unwrap_or(f64::NAN),
         sd: sample_sd(xs),
-        lo: anderson_lower(xs, alpha / 2.0)?,
-        hi: anderson_upper(xs, alpha / 2.0)?,
+        lo: anderson_lower(xs, alpha / 4.0)?.max(kl_lower(xs, alpha / 4.0)?),
+        hi: anderson_upper(xs, alpha / 4.0)?.min(kl_upper(xs, alpha / 4.0)?),
         t_lo: t.map(|x| x.0),
         t_hi: t.map(|x| x.1),
     })
@@ -193,6 +235,28 @@ mod tests {
     use super::*;
     use rand::{RngExt, SeedableRng};
     use rand_chacha::ChaCha20Rng;
+
+    #[test]
+    fn kl_bound_hand_values_and_validity() {
+        // All zeros: U = 1 − α^{1/n} exactly (kl(0‖μ) = −ln(1 − μ)).
+        for n in [10usize, 40] {
+            let u = kl_upper(&vec![0.0; n], 0.025).unwrap();
+            assert!((u - (1.0 - 0.025f64.powf(1.0 / n as f64))).abs() < 1e-9, "{n}: {u}");
+        }
+        // Coverage on a spiky law: X = 1 w.p. 0.05, else 0.01; n = 10, α = 0.05: the bound must be
+        // below μ in at most ≈ 5% of 4000 draws.
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let mu = 0.05 + 0.95 * 0.01;
+        let mut below = 0;
+        for _ in 0..4000 {
+            let xs: Vec<f64> = (0..10).map(|_| if rng.random::<f64>() < 0.05 { 1.0 } else { 0.01 }).collect();
+            below += (kl_upper(&xs, 0.05).unwrap() < mu) as u32;
+        }
+        assert!(below <= 260, "{below}/4000 below the mean");
+        // Lower bound mirrors the upper.
+        let l = kl_lower(&vec![1.0; 10], 0.025).unwrap();
+        assert!((l - 0.025f64.powf(0.1)).abs() < 1e-9);
+    }
 
     #[test]
     fn anderson_hand_computed() {

@@ -266,10 +266,11 @@ fn seed_statistics(md: &mut String, stats: &[ConfigStats]) {
         md,
         "A configuration is a row's config columns without the seed. Per configuration: n seeds, the mean \
          success, and a {level:.0}% confidence interval of E[S] (expectation over the training randomness). \
-         **Method:** the interval that decides verdicts is **distribution-free** — Anderson's bound with the \
-         one-sided DKW–Massart band (each end one-sided at {:.1}%: for i.i.d. values in [0, 1], \
-         E[X] ≤ 1 − Σᵢ max(0, i/n − ε)(x₍ᵢ₊₁₎ − x₍ᵢ₎), ε = √(ln(1/a)/(2n)), x₍ₙ₊₁₎ = 1; the lower end by symmetry). \
-         It is valid for every law on [0, 1] and every n, including success that is bimodal over seeds; no valid \
+         **Method:** the interval that decides verdicts is **distribution-free**, each end one-sided at {:.1}%: \
+         the better of Anderson's bound with the one-sided DKW–Massart band (for i.i.d. values in [0, 1], \
+         E[X] ≤ 1 − Σᵢ max(0, i/n − ε)(x₍ᵢ₊₁₎ − x₍ᵢ₎), ε = √(ln(1/a)/(2n)), x₍ₙ₊₁₎ = 1) and the Chernoff–Hoeffding \
+         bound E[X] ≤ max{{μ : n·kl(x̄‖μ) ≤ ln(1/a)}} (Hoeffding 1963), each at half that level (Bonferroni); the \
+         lower end by symmetry. It is valid for every law on [0, 1] and every n, including success that is bimodal over seeds; no valid \
          bound can be much tighter with ~10 seeds (all-zero data admit a mean of 1 − a^(1/n)). The Student-t \
          interval is shown beside it (`t:`), and a crossing that only the t interval shows is reported as \
          *tension*, never as a violation.\n",
