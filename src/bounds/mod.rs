@@ -13,6 +13,7 @@ pub mod dpsgd;
 pub mod error;
 pub mod hardt;
 pub mod multi;
+pub mod prediction;
 pub mod reference;
 
 pub use error::{BoundError, Result};
