@@ -1,4 +1,5 @@
-//! Reports from results CSVs: a markdown summary (`summary.md`) and plots (PNG + SVG).
+//! Reports from results CSVs: a markdown summary (`summary.md`), plots (PNG + SVG) and, for
+//! sweeps with DP arms, the calibrated prediction of DP success (`prediction.{csv,md}`, [`prediction`]).
 //!
 //! Inputs are merged first (deduplicated by `config_hash`, conflicts are errors; see
 //! [`crate::sweep::merge`]). See [`analysis`] for how seeds are aggregated and how the critical
@@ -6,6 +7,7 @@
 
 pub mod analysis;
 pub mod plot;
+pub mod prediction;
 pub mod summary;
 
 use std::path::{Path, PathBuf};
@@ -77,6 +79,8 @@ pub fn build_report(
             .map(|(_, f)| f.clone())
             .unwrap_or_default()
     });
+    // Calibrated deep-model prediction of DP success (prediction.csv / prediction.md).
+    prediction::write(out, &rows)?;
     let summary = out.join("summary.md");
     std::fs::write(&summary, md).map_err(|source| ReportError::Io {
         path: summary.clone(),
