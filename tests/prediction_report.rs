@@ -41,7 +41,6 @@ fn template() -> ResultRow {
     csv::Reader::from_reader(text.as_bytes()).deserialize().next().unwrap().unwrap()
 }
 
-#[allow(clippy::too_many_arguments)]
 fn row(privacy: &str, sigma: Option<f64>, clip: Option<f64>, alpha: f64, seed: u64, success: f64, baseline: f64) -> ResultRow {
     let mut r = template();
     r.privacy = privacy.into();

@@ -82,7 +82,7 @@ pub fn noise_variance(s: &NoiseSchedule) -> Result<f64> {
     check_closed("lambda_eff", s.lambda_eff, 0.0, f64::MAX, "an effective L2 pull >= 0")?;
     let eta_eff = s.lr / (1.0 - s.momentum);
     let shrink = eta_eff * s.lambda_eff;
-    if !(shrink < 1.0) {
+    if shrink >= 1.0 {
         return Err(BoundError::InvalidParameter {
             name: "lambda_eff",
             value: s.lambda_eff,

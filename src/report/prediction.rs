@@ -12,7 +12,7 @@
 //! α = 0 cells (no collective: success is the baseline by definition) are listed but not scored;
 //! DP cells without a clip-only partner, a step count or a baseline are listed with no prediction.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -91,20 +91,16 @@ pub struct ArmError {
 
 /// MAE of the seed means of `pred` and of the measurements, per (α, C).
 fn seed_mean_mae(cells: &[&PredictedCell], pred: &[f64]) -> (usize, f64) {
-    let mut by: Vec<((u64, Option<u64>), f64, f64, usize)> = Vec::new();
+    // (α, C) bits → (Σ prediction, Σ measurement, count).
+    let mut by: BTreeMap<(u64, Option<u64>), (f64, f64, usize)> = BTreeMap::new();
     for (c, p) in cells.iter().zip(pred) {
-        let key = (c.alpha.to_bits(), c.clip.map(f64::to_bits));
-        match by.iter_mut().find(|b| b.0 == key) {
-            Some(b) => {
-                b.1 += p;
-                b.2 += c.success;
-                b.3 += 1;
-            }
-            None => by.push((key, *p, c.success, 1)),
-        }
+        let b = by.entry((c.alpha.to_bits(), c.clip.map(f64::to_bits))).or_insert((0.0, 0.0, 0));
+        b.0 += p;
+        b.1 += c.success;
+        b.2 += 1;
     }
     let n = by.len();
-    let mae = if n == 0 { f64::NAN } else { by.iter().map(|b| ((b.1 - b.2) / b.3 as f64).abs()).sum::<f64>() / n as f64 };
+    let mae = if n == 0 { f64::NAN } else { by.values().map(|b| ((b.0 - b.1) / b.2 as f64).abs()).sum::<f64>() / n as f64 };
     (n, mae)
 }
 
