@@ -14,6 +14,7 @@ pub mod error;
 pub mod hardt;
 pub mod moment;
 pub mod multi;
+pub mod prediction;
 pub mod reference;
 
 pub use error::{BoundError, Result};

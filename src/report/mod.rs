@@ -1,4 +1,5 @@
-//! Reports from results CSVs: a markdown summary (`summary.md`) and plots (PNG + SVG).
+//! Reports from results CSVs: a markdown summary (`summary.md`), plots (PNG + SVG) and, for
+//! sweeps with DP arms, the calibrated prediction of DP success (`prediction.{csv,md}`, [`prediction`]).
 //!
 //! Inputs are merged first (deduplicated by `config_hash`, conflicts are errors; see
 //! [`crate::sweep::merge`]). See [`analysis`] for how seeds are aggregated and how the critical
@@ -6,6 +7,7 @@
 
 pub mod analysis;
 pub mod plot;
+pub mod prediction;
 pub mod stats;
 pub mod summary;
 
@@ -87,6 +89,9 @@ pub fn build_report_with(
         path: out.to_path_buf(),
         source,
     })?;
+    // The sandwich plots draw the calibrated deep-model prediction unless the caller gives another.
+    let own_prediction = prediction::predictor(&rows);
+    let prediction: Option<Prediction<'_>> = Some(prediction.unwrap_or(&own_prediction));
     let mut plots: Vec<(analysis::PanelKey, Vec<(String, String)>)> = Vec::new();
     if with_plots {
         for p in &panels {
@@ -103,6 +108,8 @@ pub fn build_report_with(
             .map(|(_, f)| f.clone())
             .unwrap_or_default()
     });
+    // Calibrated deep-model prediction of DP success (prediction.csv / prediction.md).
+    prediction::write(out, &rows)?;
     let summary = out.join("summary.md");
     std::fs::write(&summary, md).map_err(|source| ReportError::Io {
         path: summary.clone(),
