@@ -65,7 +65,8 @@ data: build
 
 # ---- the main job ----------------------------------------------------------------------------
 demo: build
-	$(BIN) sweep experiments/demo.toml --out target/demo
+	$(BIN) data fetch adult
+	$(BIN) sweep experiments/demo.toml --out target/demo --jobs $(JOBS) --torch-threads 1
 	$(BIN) report target/demo/results.csv --out target/demo
 	@echo "demo: table target/demo/summary.md, plots target/demo/*.png"
 
