@@ -24,7 +24,7 @@ fn template() -> ResultRow {
             "batch_size" => "256",
             "lr" => "0.5",
             "optimizer" => "sgd",
-            "momentum" | "alpha" | "seed" => "0",
+            "momentum" | "alpha" | "seed" | "weight_decay" => "0",
             "clipping" => "flat",
             "grad_mode" => "exact",
             "accountant" => "rdp",

@@ -41,7 +41,7 @@ fn report_writes_summary_and_plots() {
     let md = std::fs::read_to_string(rep.join("summary.md")).unwrap();
     for needle in [
         "FAKE DATA",
-        "## Bound checks",
+        "## Per-row bound checks",
         "## d / m / patch / C=1",
         "## d / m / patch / C=5",
         "| 0 (baseline) |",

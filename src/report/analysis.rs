@@ -179,29 +179,36 @@ pub struct Panel {
     pub arms: Vec<Arm>,
 }
 
-/// Share of rows satisfying a bound check: (satisfied, applicable).
+/// Share of rows satisfying a bound check among the rows where the bound says something, and how
+/// many rows had only a vacuous bound (a lower bound ≤ max(0, the row's baseline S₀), a ceiling
+/// ≥ 1): those are counted apart, never as "holding".
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Share {
     pub ok: usize,
     pub of: usize,
+    pub vacuous: usize,
 }
 
 impl Share {
     pub fn fmt(&self) -> String {
-        if self.of == 0 {
+        if self.of == 0 && self.vacuous == 0 {
             "n/a (no rows with this bound)".into()
+        } else if self.of == 0 {
+            format!("no informative row; {} vacuous", self.vacuous)
         } else {
             format!(
-                "{}/{} ({:.1}%)",
+                "{}/{} informative rows ({:.1}%); {} vacuous",
                 self.ok,
                 self.of,
-                100.0 * self.ok as f64 / self.of as f64
+                100.0 * self.ok as f64 / self.of as f64,
+                self.vacuous
             )
         }
     }
 }
 
-/// Bound checks over successful rows.
+/// Per-row bound checks over successful rows (one run each: the per-configuration verdicts over
+/// seeds in [`config_stats`] are the ones that decide).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct BoundChecks {
     pub above_hardt: Share,
@@ -214,22 +221,34 @@ pub fn bound_checks(rows: &[&ResultRow]) -> BoundChecks {
     let mut b = BoundChecks::default();
     for r in rows.iter().filter(|r| r.is_ok()) {
         let Some(s) = r.success else { continue };
-        let check = |share: &mut Share, ok: bool| {
-            share.of += 1;
-            share.ok += ok as usize;
+        let floor = r.baseline_success.unwrap_or(0.0).max(0.0);
+        let lower = |share: &mut Share, lb: f64| {
+            if lb <= floor {
+                share.vacuous += 1;
+            } else {
+                share.of += 1;
+                share.ok += (s >= lb) as usize;
+            }
         };
         if let Some(lb) = r.hardt_lb {
-            check(&mut b.above_hardt, s >= lb);
+            // Hardt's bound is 1 when ξ̂ = 0: it says something (every point steered), not vacuous.
+            b.above_hardt.of += 1;
+            b.above_hardt.ok += (s >= lb) as usize;
         }
         if let Some(lb) = r.dpsgd_lb {
             if r.dpsgd_lb_kind == "guarantee" {
-                check(&mut b.above_dpsgd_guarantee, s >= lb);
+                lower(&mut b.above_dpsgd_guarantee, lb);
             } else {
-                check(&mut b.above_dpsgd_prediction, s >= lb);
+                lower(&mut b.above_dpsgd_prediction, lb);
             }
         }
         if let Some(ub) = r.ceiling_ub {
-            check(&mut b.below_ceiling, s <= ub);
+            if ub >= 1.0 {
+                b.below_ceiling.vacuous += 1;
+            } else {
+                b.below_ceiling.of += 1;
+                b.below_ceiling.ok += (s <= ub) as usize;
+            }
         }
     }
     b

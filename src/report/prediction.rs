@@ -501,7 +501,7 @@ mod tests {
                     "model" => "cnn",
                     "collective_name" => "patch",
                     "collective" => "x",
-                    "alpha" | "momentum" | "delta" => "0",
+                    "alpha" | "momentum" | "delta" | "weight_decay" => "0",
                     "seed" | "schema_version" => "2",
                     "epochs" => "4",
                     "batch_size" => "256",
