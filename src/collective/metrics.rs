@@ -255,6 +255,22 @@ fn fraction_within(train: &Dataset, trigger: &Trigger, threshold: f64, use_l2: b
     Ok(hits as f64 / n as f64)
 }
 
+/// The clean points within Euclidean distance `tau` of the signal set (‖x − g(x)‖₂ ≤ τ, as in
+/// [`xi_relaxed`]): a boolean mask `[N]`. For set-to-value triggers only (see [`xi_estimate`]).
+pub fn on_signal_set(data: &Dataset, trigger: &Trigger, tau: f64) -> Result<Tensor, CollectiveError> {
+    trigger.validate(&data.example_shape())?;
+    let n = data.len();
+    let mut parts = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let len = CHUNK.min(n - start);
+        let (_, l2) = trigger.displacement(&data.x.f_narrow(0, start, len)?)?;
+        parts.push(l2.f_le(tau)?);
+        start += len;
+    }
+    Ok(if parts.is_empty() { Tensor::zeros([0], (Kind::Bool, tch::Device::Cpu)) } else { Tensor::f_cat(&parts, 0)? })
+}
+
 /// Strict estimate of ξ = P₀(g(X)) (Hardt et al. 2023, signal uniqueness): the fraction of clean
 /// training points that already carry the signal, i.e. with x = g(x) up to `tolerance` in every
 /// entry (max |x − g(x)| ≤ tolerance). For a patch: the patch region already holds the trigger

@@ -25,9 +25,9 @@ use clap::ValueEnum;
 use super::spec::{Cell, Privacy};
 use super::store::ResultRow;
 use crate::accountant;
-use super::convex;
-use crate::bounds::{ceiling, hardt, multi};
-use crate::collective::{self, CollectiveSpec};
+use super::{convex, hardt};
+use crate::bounds::ceiling;
+use crate::collective::CollectiveSpec;
 use crate::data::{self, DataDir, DatasetSpec, Limits, Split};
 use crate::device::DeviceChoice;
 use crate::dpsgd::DpSettings;
@@ -39,10 +39,6 @@ use crate::train::run::{self, RunConfig, RunRecord, Silent};
 /// is vacuous (= 1) at every privacy level the tool sweeps, and the PLD of the Binomial mixture
 /// grows with k.
 const TIGHT_CEILING_MAX_K: u64 = 16;
-/// Tolerance τ for ξ̂ = share of clean training points within Euclidean distance τ of the signal
-/// set, ‖x − g(x)‖₂ ≤ τ (set-to-value triggers: patch, token). Additive triggers (offset, grid)
-/// get ξ̂ = n/a: ‖x − g(x)‖ is the shift itself there, not a distance to g(X).
-const XI_TOLERANCE: f64 = 1e-3;
 
 thread_local! {
     static SPLITS: RefCell<HashMap<String, Split>> = RefCell::new(HashMap::new());
@@ -55,6 +51,8 @@ struct Baseline {
     s0_lo: f64,
     s0_hi: f64,
     s0_all: f64,
+    /// Hardt's Δ̂ from this (clean) model, when the signal set holds clean points.
+    delta_hat: Option<f64>,
     record: RunRecord,
 }
 
@@ -149,9 +147,10 @@ fn train_baseline(cell: &Cell) -> Result<Baseline, String> {
     let spec = measuring_spec(cell)?;
     with_split(&cfg, cell.train.one_vs_rest, |split| {
         let trained = run::train_on(&cfg, split, &mut Silent).map_err(|e| e.to_string())?;
-        let rep = trained.measure(&split.test, &[spec]).map_err(|e| e.to_string())?;
+        let rep = trained.measure(&split.test, std::slice::from_ref(&spec)).map_err(|e| e.to_string())?;
         let r = &rep.per_collective[0];
-        Ok(Baseline { s0: r.non_target.rate, s0_lo: r.non_target.lo, s0_hi: r.non_target.hi, s0_all: r.all.rate, record: trained.record })
+        let delta_hat = hardt::delta_hat(&trained.model, trained.device, split, &spec)?;
+        Ok(Baseline { s0: r.non_target.rate, s0_lo: r.non_target.lo, s0_hi: r.non_target.hi, s0_all: r.all.rate, delta_hat, record: trained.record })
     })
 }
 
@@ -213,12 +212,7 @@ pub fn run_cell(cell: &Cell) -> Result<ResultRow, String> {
     let cfg = run_config(cell, cell.alpha)?;
     let (rec, xi, convex) = with_split(&cfg, cell.train.one_vs_rest, |split| {
         let rec = run::execute_on(&cfg, split, &mut Silent).map_err(|e| e.to_string())?;
-        let trigger = &cfg.collectives[0].trigger;
-        let xi = if trigger.is_additive() {
-            None
-        } else {
-            Some(collective::xi_relaxed(&split.train, trigger, XI_TOLERANCE).map_err(|e| e.to_string())?)
-        };
+        let xi = hardt::xi_hat(&split.train, &cfg.collectives[0].trigger)?;
         let convex = match convex::not_covered(cell, &cfg, split.train.num_classes) {
             None => convex::bound_for(cell, &cfg, split, &rec),
             Some(why) => Err(why),
@@ -239,13 +233,18 @@ pub fn run_cell(cell: &Cell) -> Result<ResultRow, String> {
     let n = rec.data.n_train as f64;
     row.alpha_eff = Some((info.members - info.deviators) as f64 / n);
     let mut flags = Vec::new();
-    // Hardt et al. for a Bayes-optimal learner, with Δ = 1 (its largest value, so the bound stays
-    // valid), ξ̂ measured (n/a for additive triggers), coordination noise as a mixture.
+    // Hardt et al. for a Bayes-optimal learner: ξ̂ measured (n/a for additive triggers), Δ̂ from the
+    // line's calibrated clean model where the signal set holds clean points (else Δ = 1, immaterial
+    // at ξ̂ = 0), coordination noise as a mixture (docs/bounds.md §1, §4; `super::hardt`).
     row.xi_hat = xi;
+    let base = baseline(cell)?;
+    row.delta_hat = base.delta_hat;
     if let Some(xi) = xi {
-        let hardt = hardt_for(&cfg.collectives[0], info.members as f64 / n, info.deviators as f64 / info.members.max(1) as f64, xi)?;
-        row.hardt_lb = Some(hardt);
-        row.eps_tv_hat = Some(implied_tv(&cfg.collectives[0], info.members as f64 / n, info.deviators as f64 / info.members.max(1) as f64, xi, s.non_target.rate)?);
+        let spec = &cfg.collectives[0];
+        let (a, nu) = (info.members as f64 / n, info.deviators as f64 / info.members.max(1) as f64);
+        let delta = base.delta_hat.unwrap_or(1.0);
+        row.hardt_lb = Some(hardt::bound(spec, a, nu, delta, xi, 0.0)?);
+        row.eps_tv_hat = Some(hardt::implied_tv(spec, a, nu, delta, xi, s.non_target.rate)?);
     }
     match convex {
         Ok(b) => {
@@ -263,7 +262,7 @@ pub fn run_cell(cell: &Cell) -> Result<ResultRow, String> {
         Err(why) if rec.dp.is_some() => row.dpsgd_lb_kind = format!("n/a: {why}"),
         Err(_) => {}
     }
-    let s0 = baseline(cell)?.s0;
+    let s0 = base.s0;
     row.baseline_success = Some(s0);
     if let Some(dp) = &rec.dp {
         let c = ceiling_for(info.members, s0, dp)?;
@@ -277,42 +276,3 @@ pub fn run_cell(cell: &Cell) -> Result<ResultRow, String> {
     Ok(row)
 }
 
-/// (ν_L, ν_T) of a collective's coordination noise at deviator share `nu`: wrong-target members
-/// compete on the signal set (ω = 1); jittered and dropped-out members only remove mass.
-fn noise_parts(spec: &CollectiveSpec, nu: f64) -> (f64, f64) {
-    match spec.noise.as_ref().map(|n| n.kind) {
-        Some(collective::Deviation::WrongTarget) => (nu, 0.0),
-        Some(_) => (0.0, nu),
-        None => (0.0, 0.0),
-    }
-}
-
-/// Hardt et al.'s bound (Δ = 1) at α with coordination noise ν, as [`multi::noise_bound`].
-fn hardt_for(spec: &CollectiveSpec, alpha: f64, nu: f64, xi: f64) -> Result<f64, String> {
-    hardt_tv(spec, alpha, nu, xi, 0.0)
-}
-
-fn hardt_tv(spec: &CollectiveSpec, alpha: f64, nu: f64, xi: f64, eps: f64) -> Result<f64, String> {
-    let (nu_l, nu_t) = noise_parts(spec, nu);
-    let n = multi::CoordinationNoise { alpha, nu_wrong_label: nu_l, nu_wrong_trigger: nu_t, wrong_label_overlap: 1.0, delta_gap: 1.0, xi };
-    let sub = if eps > 0.0 { hardt::Suboptimality::TotalVariation(eps) } else { hardt::Suboptimality::None };
-    multi::noise_bound(&n, sub).map(|b| b.value).map_err(|e| e.to_string())
-}
-
-/// The implied suboptimality ε̂_TV: the smallest ε with Hardt's TV bound ≤ the measured success
-/// (0 when the Bayes-optimal bound already holds), by bisection on the non-increasing bound.
-fn implied_tv(spec: &CollectiveSpec, alpha: f64, nu: f64, xi: f64, success: f64) -> Result<f64, String> {
-    if hardt_tv(spec, alpha, nu, xi, 0.0)? <= success {
-        return Ok(0.0);
-    }
-    let (mut lo, mut hi) = (0.0_f64, 1.0_f64);
-    for _ in 0..60 {
-        let mid = 0.5 * (lo + hi);
-        if hardt_tv(spec, alpha, nu, xi, mid)? <= success {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    Ok(hi)
-}

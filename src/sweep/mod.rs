@@ -7,6 +7,7 @@
 pub mod cell;
 pub mod convex;
 pub mod fake;
+pub mod hardt;
 pub mod merge;
 pub mod run;
 pub mod spec;
