@@ -82,6 +82,52 @@ fn dpsgd_from_margins_file() {
 }
 
 #[test]
+fn dpsgd_second_moment_matches_the_library() {
+    use crowdout::bounds::dpsgd::ConvexModel;
+    use crowdout::bounds::moment::{moment_bound, MomentInputs};
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.csv");
+    std::fs::write(&p, "margin,x_norm\n10.0,1.0\n0.5,1.0\n-1.0,1.0\n").unwrap();
+    let ps = p.to_str().unwrap();
+    let args = [
+        "dpsgd", "--second-moment", "--margins", ps, "--classes", "2", "--theta0-dist", "1", "--lambda", "0.1", "--lr", "0.1", "--steps", "1000",
+        "--sigma", "1", "--clip", "1", "--n-train", "1000", "--q", "0.1", "--dim", "10", "--smoothness", "1", "--json",
+    ];
+    let (ok, out, err) = run(&args);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let m = [10.0, 0.5, -1.0];
+    let x = [1.0; 3];
+    let lib = moment_bound(&MomentInputs {
+        model: ConvexModel::Softmax { classes: 2 },
+        margins: &m,
+        x_norms: &x,
+        theta0_dist: 1.0,
+        theta_hat_error: 0.0,
+        lambda: 0.1,
+        lr: 0.1,
+        steps: 1000,
+        sigma: 1.0,
+        clip: 1.0,
+        expected_batch: 100.0,
+        q: 0.1,
+        dim: 10,
+        clipped_grad_sq_sum: 1000.0, // the default N·C²
+        smoothness: 1.0,
+        beta: 0.05,
+    })
+    .unwrap();
+    assert_eq!(v["result"]["value"].as_f64().unwrap(), lib.mean.value);
+    assert_eq!(v["per_run"]["value"].as_f64().unwrap(), lib.high_prob.value);
+    assert_eq!(v["details"]["dominant"], "sampling");
+    // Three classes are refused, naming the flag.
+    let mut a = args.to_vec();
+    a[5] = "3";
+    let (ok, _, err) = run(&a);
+    assert!(!ok && err.contains("--classes = 3"), "{err}");
+}
+
+#[test]
 fn multi_collectives() {
     let (ok, out, err) = run(&["multi", "--collective", "0.1,1,0.5,0.02", "--collective", "0.05,2,0.5,0.02", "--overlap", "1,0,0.5", "--json"]);
     assert!(ok, "{err}");
