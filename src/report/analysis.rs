@@ -671,6 +671,9 @@ pub fn config_label(s: &ConfigStats) -> String {
 /// Ceiling E[S] ≤ c(s0) for a collective of k records, add/remove adjacency (remove k, add k):
 /// the tight group profile (PLD of the Binomial mixture, Ganesh 2024) chained twice for
 /// k ≤ [`TIGHT_MAX_K`], else the generic group conversion of (ε_PLD, δ). Non-decreasing in s0.
+/// Group profiles already computed, by (k, q bits, σ bits, T).
+type ProfileCache = HashMap<(u64, u64, u64, u64), Vec<(f64, f64)>>;
+
 /// `cache` keeps one profile per (k, q, σ, T).
 pub fn ceiling_at(
     s0: f64,
@@ -679,16 +682,17 @@ pub fn ceiling_at(
     sigma: f64,
     steps: u64,
     eps_delta: Option<(f64, f64)>,
-    cache: &mut HashMap<(u64, u64, u64, u64), Vec<(f64, f64)>>,
+    cache: &mut ProfileCache,
 ) -> Result<(f64, String), String> {
     use crate::bounds::ceiling;
     if k <= TIGHT_MAX_K {
         let key = (k, q.to_bits(), sigma.to_bits(), steps);
-        if !cache.contains_key(&key) {
-            let p = crate::accountant::group::group_profile(k, q, sigma, steps, &ceiling::default_eps_grid()).map_err(|e| e.to_string())?;
-            cache.insert(key, p);
-        }
-        let prof = &cache[&key];
+        let prof = match cache.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(crate::accountant::group::group_profile(k, q, sigma, steps, &ceiling::default_eps_grid()).map_err(|e| e.to_string())?)
+            }
+        };
         let b = ceiling::ceiling_two_stage(s0, prof).map_err(|e| e.to_string())?;
         Ok((b.value, format!("tight PLD, k={k}")))
     } else {
@@ -765,7 +769,7 @@ pub fn config_stats(rows: &[ResultRow]) -> Result<Vec<ConfigStats>, ConfigStatsE
         if first.alpha > 0.0 {
             ceiling.verdict = match (sigma, q, steps, k) {
                 _ if first.privacy == "none" => na("non-private"),
-                (Some(s), _, _, _) if s == 0.0 => na("clip-only σ = 0: ceiling is 1"),
+                (Some(0.0), _, _, _) => na("clip-only σ = 0: ceiling is 1"),
                 (None, _, _, _) => na("no σ recorded"),
                 (_, _, _, None) => na("members column empty"),
                 (Some(_), None, _, _) | (Some(_), _, None, _) => na("q or steps empty"),

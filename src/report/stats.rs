@@ -254,7 +254,7 @@ mod tests {
         }
         assert!(below <= 260, "{below}/4000 below the mean");
         // Lower bound mirrors the upper.
-        let l = kl_lower(&vec![1.0; 10], 0.025).unwrap();
+        let l = kl_lower(&[1.0; 10], 0.025).unwrap();
         assert!((l - 0.025f64.powf(0.1)).abs() < 1e-9);
     }
 
@@ -296,7 +296,8 @@ mod tests {
     #[test]
     fn distribution_free_coverage() {
         let mut rng = ChaCha20Rng::seed_from_u64(7);
-        let laws: [(&str, f64, Box<dyn Fn(&mut ChaCha20Rng) -> f64>); 2] = [
+        type Law = (&'static str, f64, Box<dyn Fn(&mut ChaCha20Rng) -> f64>);
+        let laws: [Law; 2] = [
             ("bimodal", 0.3 * 0.95 + 0.7 * 0.02, Box::new(|r: &mut ChaCha20Rng| if r.random::<f64>() < 0.3 { 0.95 } else { 0.02 })),
             ("rare spike", 0.05 * 1.0 + 0.95 * 0.01, Box::new(|r: &mut ChaCha20Rng| if r.random::<f64>() < 0.05 { 1.0 } else { 0.01 })),
         ];

@@ -360,7 +360,7 @@ fn seed_statistics(md: &mut String, stats: &[ConfigStats]) {
         let hp = match (s.dpsgd_hp.bound, s.dpsgd_hp.beta) {
             (Some(b), beta) => format!(
                 "{b:.3} ({}): {}/{}, p={}",
-                beta.map(|x| fmt_num(x)).unwrap_or_else(|| "β n/a".into()),
+                beta.map(fmt_num).unwrap_or_else(|| "β n/a".into()),
                 s.dpsgd_hp.below,
                 s.dpsgd_hp.n,
                 s.dpsgd_hp.p_value.map(|p| format!("{p:.3}")).unwrap_or_else(|| "n/a".into())
