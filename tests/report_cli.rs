@@ -19,19 +19,25 @@ batch_size = 8
 lr = 0.1
 "#;
 
-#[test]
-fn report_writes_summary_and_plots() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let spec = d.join("s.toml");
-    std::fs::write(&spec, SPEC).unwrap();
-    let out = d.join("o");
+/// Runs `spec` with the fake cell runner into `<dir>/o` and returns that folder.
+fn fake_sweep(dir: &std::path::Path, spec: &str) -> std::path::PathBuf {
+    let path = dir.join("s.toml");
+    std::fs::write(&path, spec).unwrap();
+    let out = dir.join("o");
     let st = Command::new(env!("CARGO_BIN_EXE_crowdout"))
-        .args(["sweep", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "--no-progress"])
+        .args(["sweep", path.to_str().unwrap(), "--out", out.to_str().unwrap(), "--no-progress"])
         .env("CROWDOUT_FAKE_RUNNER", "sleep-ms:0")
         .status()
         .unwrap();
     assert!(st.success());
+    out
+}
+
+#[test]
+fn report_writes_summary_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = fake_sweep(d, SPEC);
     let rep = d.join("rep");
     let o = Command::new(env!("CARGO_BIN_EXE_crowdout"))
         .args(["report", out.join("results.csv").to_str().unwrap(), "--out", rep.to_str().unwrap()])
@@ -99,15 +105,7 @@ lr = 0.1
 fn report_per_configuration_statistics_and_sandwich() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let spec = d.join("s.toml");
-    std::fs::write(&spec, SPEC_SEEDS).unwrap();
-    let out = d.join("o");
-    let st = Command::new(env!("CARGO_BIN_EXE_crowdout"))
-        .args(["sweep", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "--no-progress"])
-        .env("CROWDOUT_FAKE_RUNNER", "sleep-ms:0")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let out = fake_sweep(d, SPEC_SEEDS);
     // Fill the bound columns: members = 1000·α; a DP-SGD guarantee of 0.1 (consistent), except at
     // σ = 1, α = 0.05 where 0.999 lies above every seed's success (a planted violation).
     let csv_path = out.join("results.csv");
