@@ -788,6 +788,18 @@ lr = 0.5
         assert!(e.to_string().contains("grid.clip"), "{e}");
         let e = parse(&SPEC.replace("seed = [0, 1]", "seed = [0, 0]")).unwrap_err();
         assert!(e.to_string().contains("duplicate"), "{e}");
+        let e = parse(&SPEC.replace("lr = 0.5", "lr = 0.5\nweight_decay = -0.1")).unwrap_err();
+        assert!(e.to_string().contains("spec.toml:15: `train.weight_decay`"), "{e}");
+        let e = parse(&SPEC.replace("lr = 0.5", "lr = 0.5\none_vs_rest = -1")).unwrap_err();
+        assert!(e.to_string().contains("spec.toml:15: `train.one_vs_rest`"), "{e}");
+    }
+
+    #[test]
+    fn weight_decay_and_one_vs_rest_enter_the_hash_only_when_set() {
+        let base = parse(SPEC).unwrap().cells()[0].config_hash();
+        assert_eq!(parse(&SPEC.replace("lr = 0.5", "lr = 0.5\nweight_decay = 0.0")).unwrap().cells()[0].config_hash(), base);
+        assert_ne!(parse(&SPEC.replace("lr = 0.5", "lr = 0.5\nweight_decay = 0.05")).unwrap().cells()[0].config_hash(), base);
+        assert_ne!(parse(&SPEC.replace("lr = 0.5", "lr = 0.5\none_vs_rest = 0")).unwrap().cells()[0].config_hash(), base);
     }
 
     #[test]
