@@ -22,9 +22,13 @@
 //! e_opt ≥ ‖Θ̃ − Θ̂_C‖, κ = √2 for softmax, 1 for one logistic vector). Markov's inequality on ‖Δ_T‖²:
 //!
 //! ```text
-//! E[S] ≥ (1/n)·Σ_i [a_i > 0]·(1 − min(1, V/a_i²))                      (guarantee on E[S])
-//! S    ≥ (1/n)·#{i : a_i > √(V/β)}   with probability ≥ 1 − β            (per run)
+//! E[S] ≥ (1/n)·Σ_i [a_i > 0]·(1 − min(1, V/a_i², W/a_i⁴))              (guarantee on E[S])
+//! S    ≥ (1/n)·#{i : a_i > min(√(V/β), (W/β)^{1/4})}   w.p. ≥ 1 − β      (per run)
 //! ```
+//!
+//! with W ≥ E‖Δ_T‖⁴ from the analogous fourth-moment recursion (`fourth_moment`): the noise's
+//! D coordinates make ‖Δ_T‖² concentrate, so W ≈ V² and the fourth-moment tail W/a⁴ is far
+//! smaller than V/a² where a² ≫ V.
 //!
 //! Pure Rust, no torch.
 
@@ -89,6 +93,9 @@ pub struct MomentParts {
     pub noise: f64,
     /// V = init + sampling + noise.
     pub total: f64,
+    /// W ≥ E‖Θ_T − Θ̂_C‖⁴, from the fourth-moment recursion (module doc); with it Markov's
+    /// inequality on ‖Δ_T‖⁴ gives the tail W/a⁴, tighter than V/a² far out.
+    pub fourth: f64,
     /// e_opt, subtracted from every normalised margin.
     pub opt_error: f64,
     /// ρ^T.
@@ -177,12 +184,11 @@ pub fn moment_bound(inp: &MomentInputs) -> Result<MomentBound> {
         .zip(inp.x_norms)
         .map(|(&m, &x)| if x > 0.0 { m / (kappa * x) - parts.opt_error } else if m > 0.0 { f64::INFINITY } else { f64::NEG_INFINITY })
         .collect();
-    let mean: f64 = normalised
-        .iter()
-        .map(|&a| if a > 0.0 { 1.0 - (parts.total / (a * a)).min(1.0) } else { 0.0 })
-        .sum::<f64>()
-        / n;
-    let r = (parts.total / inp.beta).sqrt();
+    // P(‖Δ_T‖ ≥ a) ≤ min(V/a², W/a⁴): Markov on the second and on the fourth power.
+    let tail = |a: f64| (parts.total / (a * a)).min(parts.fourth / (a * a * a * a)).min(1.0);
+    let mean: f64 = normalised.iter().map(|&a| if a > 0.0 { 1.0 - tail(a) } else { 0.0 }).sum::<f64>() / n;
+    // The smallest radius whose tail bound is β, from either moment (both are fixed numbers).
+    let r = (parts.total / inp.beta).sqrt().min((parts.fourth / inp.beta).sqrt().sqrt());
     let high_prob = normalised.iter().filter(|&&a| a > r).count() as f64 / n;
     let reference_success = inp.margins.iter().filter(|&&m| m > 0.0).count() as f64 / n;
     Ok(MomentBound {
@@ -209,7 +215,40 @@ fn second_moment(inp: &MomentInputs) -> MomentParts {
     let init = c2 * d0 * d0;
     let sampling = geo * sampling_var;
     let noise = geo * noise_var;
-    MomentParts { init, sampling, noise, total: init + sampling + noise, opt_error: inp.theta_hat_error, contraction }
+    let fourth = fourth_moment(inp, rho, d0, sampling_var, noise_var);
+    MomentParts { init, sampling, noise, total: init + sampling + noise, fourth, opt_error: inp.theta_hat_error, contraction }
+}
+
+/// W ≥ E‖Δ_T‖⁴ by iterating the fourth-moment recursion (docs/bounds.md §2.9, step 6):
+///
+/// ```text
+/// M1_{t+1} = ρ²M1_t + η²s²,        M1_0 = d0²
+/// M2_{t+1} = ρ⁴M2_t + (4λ_w + 2s²)η²ρ²M1_t + 4η³ρ·m3·√M1_t + η⁴m4,   M2_0 = d0⁴
+/// λ_w = s_samp² + σ²C²/L²  (bounds E⟨u, w⟩²/‖u‖²),   s² = s_samp² + σ²C²D/L²
+/// E‖e‖⁴ ≤ q(1−q)·C²G2/L⁴ + 3s_samp⁴ =: e4,   m3 = e4^{3/4} ≥ E‖e‖³
+/// m4 = e4 + (4 + 2D)(σC/L)²s_samp² + (σC/L)⁴D(D + 2) ≥ E‖w‖⁴
+/// ```
+///
+/// with s_samp² = q(1−q)G2/L² and G2 = Σ_i min(C, κ‖x̃_i‖)² (Σ_i min(C, κ‖x̃_i‖)⁴ ≤ C²·G2).
+fn fourth_moment(inp: &MomentInputs, rho: f64, d0: f64, s_samp2: f64, noise_var: f64) -> f64 {
+    let (eta, l) = (inp.lr, inp.expected_batch);
+    let g2 = inp.clipped_grad_sq_sum;
+    let pq = if inp.q >= 1.0 { 0.0 } else { inp.q * (1.0 - inp.q) };
+    let sc2 = (inp.sigma * inp.clip / l).powi(2); // (σC/L)²
+    let dim = inp.dim as f64;
+    let s2 = s_samp2 + noise_var;
+    let lambda_w = s_samp2 + sc2;
+    let e4 = pq * inp.clip * inp.clip * g2 / l.powi(4) + 3.0 * s_samp2 * s_samp2;
+    let m3 = e4.powf(0.75);
+    let m4 = e4 + (4.0 + 2.0 * dim) * sc2 * s_samp2 + sc2 * sc2 * dim * (dim + 2.0);
+    let (mut m1, mut m2) = (d0 * d0, d0.powi(4));
+    let (r2, r4) = (rho * rho, rho.powi(4));
+    for _ in 0..inp.steps {
+        let next2 = r4 * m2 + (4.0 * lambda_w + 2.0 * s2) * eta * eta * r2 * m1 + 4.0 * eta.powi(3) * rho * m3 * m1.sqrt() + eta.powi(4) * m4;
+        m1 = r2 * m1 + eta * eta * s2;
+        m2 = next2;
+    }
+    m2
 }
 
 /// Σ_i min(C, κ‖x̃_i‖)² over training points: the per-sample clipped gradient norms' worst case
@@ -261,14 +300,42 @@ mod tests {
         // a_i = m_i/√2.
         let k = std::f64::consts::SQRT_2;
         let a = [10.0 / k, 0.5 / k];
-        let mean = ((1.0 - (v / (a[0] * a[0])).min(1.0)) + (1.0 - (v / (a[1] * a[1])).min(1.0))) / 3.0;
+        let w = b.parts.fourth;
+        assert!(w >= v * v, "E‖Δ‖⁴ ≥ (E‖Δ‖²)²: {w} vs {}", v * v);
+        let tail = |a: f64| (v / (a * a)).min(w / a.powi(4)).min(1.0);
+        let mean = ((1.0 - tail(a[0])) + (1.0 - tail(a[1]))) / 3.0;
         assert!((b.mean.value - mean).abs() < 1e-12);
-        let r = (v / 0.05).sqrt();
+        let r = (v / 0.05).sqrt().min((w / 0.05).powf(0.25));
         let hp = a.iter().filter(|&&ai| ai > r).count() as f64 / 3.0;
         assert_eq!(b.high_prob.value, hp);
         assert_eq!(b.high_prob.probability, Some(0.95));
         assert_eq!(b.mean.kind, BoundKind::Guarantee);
         assert!((b.reference_success - 2.0 / 3.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn fourth_moment_by_hand() {
+        let m = [1.0];
+        let x = [1.0];
+        // No noise, no sampling: W = ρ^{4T}·d0⁴ exactly.
+        let mut i = base(&m, &x);
+        i.sigma = 0.0;
+        i.q = 1.0;
+        let b = moment_bound(&i).unwrap();
+        assert!((b.parts.fourth - 0.99f64.powi(4000)).abs() < 1e-15);
+        // One step from d0 = 1 (η = λ = 0.1, ρ = 0.99, L = 100, q = 0.1, G2 = 1000, C = σ = 1, D = 10).
+        let mut i = base(&m, &x);
+        i.steps = 1;
+        let b = moment_bound(&i).unwrap();
+        let (eta, rho, l) = (0.1f64, 0.99f64, 100.0f64);
+        let ss = 0.1 * 0.9 * 1000.0 / (l * l); // s_samp²
+        let sc2 = 1.0 / (l * l); // (σC/L)²
+        let s2 = ss + sc2 * 10.0;
+        let lw = ss + sc2;
+        let e4 = 0.1 * 0.9 * 1000.0 / l.powi(4) + 3.0 * ss * ss;
+        let m4 = e4 + 24.0 * sc2 * ss + sc2 * sc2 * 120.0;
+        let w1 = rho.powi(4) + (4.0 * lw + 2.0 * s2) * eta * eta * rho * rho + 4.0 * eta.powi(3) * rho * e4.powf(0.75) + eta.powi(4) * m4;
+        assert!((b.parts.fourth - w1).abs() < 1e-15, "{} vs {w1}", b.parts.fourth);
     }
 
     #[test]
