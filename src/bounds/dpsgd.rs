@@ -165,20 +165,23 @@ pub const DEEP_ASSUMPTIONS: &str = "Deep model treated as if DP-SGD contracted t
 λ_eff (weight decay plus an empirical curvature estimate), D_eff, the smoothness and the margins (e.g. of a clip-only or non-private model on the \
 triggered points, with last-layer feature norms) are estimates. The expression is a labelled prediction, never a guarantee.";
 
-/// Parameters of the noisy clipped SGD shared by the guarantee and the prediction.
-struct Sgd {
-    lambda: f64,
-    lr: f64,
-    steps: u64,
-    sigma: f64,
-    clip: f64,
-    l: f64,
-    q: f64,
-    dim: usize,
-    beta: f64,
+/// Parameters of the noisy clipped SGD shared by the guarantees (here and [`super::moment`]) and
+/// the prediction.
+pub(super) struct Sgd {
+    pub(super) lambda: f64,
+    pub(super) lr: f64,
+    pub(super) steps: u64,
+    pub(super) sigma: f64,
+    pub(super) clip: f64,
+    /// Expected batch L = qN.
+    pub(super) l: f64,
+    pub(super) q: f64,
+    pub(super) dim: usize,
+    pub(super) beta: f64,
 }
 
-fn validate_sgd(s: &Sgd) -> Result<()> {
+/// Checks every SGD parameter, naming the one at fault.
+pub(super) fn validate_sgd(s: &Sgd) -> Result<()> {
     check_positive("lambda", s.lambda)?;
     check_positive("lr", s.lr)?;
     check_nonneg("sigma", s.sigma)?;
@@ -237,7 +240,8 @@ pub fn margin_success(margins: &[f64], x_norms: &[f64], kappa: f64, r: f64) -> f
     ok as f64 / margins.len() as f64
 }
 
-fn check_points(margins: &[f64], norms: &[f64], mname: &'static str, nname: &'static str) -> Result<()> {
+/// Margins finite, norms ≥ 0, both non-empty and of one length.
+pub(super) fn check_points(margins: &[f64], norms: &[f64], mname: &'static str, nname: &'static str) -> Result<()> {
     if margins.is_empty() {
         return Err(BoundError::Empty { name: mname });
     }

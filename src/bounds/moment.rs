@@ -34,8 +34,8 @@
 
 use serde::Serialize;
 
-use super::dpsgd::ConvexModel;
-use super::error::{check_nonneg, check_open_closed, check_positive, BoundError, Result};
+use super::dpsgd::{check_points, validate_sgd, ConvexModel, Sgd};
+use super::error::{check_nonneg, BoundError, Result};
 use super::{BoundKind, BoundValue};
 
 /// Assumptions of the second-moment guarantee.
@@ -138,42 +138,25 @@ pub fn moment_bound(inp: &MomentInputs) -> Result<MomentBound> {
             "the second-moment guarantee needs a convex clipped loss: binary logistic regression or 2-class softmax".into(),
         ));
     }
-    if inp.margins.is_empty() {
-        return Err(BoundError::Empty { name: "margins" });
-    }
-    if inp.margins.len() != inp.x_norms.len() {
-        return Err(BoundError::LengthMismatch { a_name: "margins", a: inp.margins.len(), b_name: "x_norms", b: inp.x_norms.len() });
-    }
-    for &m in inp.margins {
-        if !m.is_finite() {
-            return Err(BoundError::InvalidParameter { name: "margins", value: m, expected: "finite margins" });
-        }
-    }
-    for &x in inp.x_norms {
-        check_nonneg("x_norms", x)?;
-    }
+    check_points(inp.margins, inp.x_norms, "margins", "x_norms")?;
     check_nonneg("theta0_dist", inp.theta0_dist)?;
     check_nonneg("theta_hat_error", inp.theta_hat_error)?;
-    check_positive("lambda", inp.lambda)?;
-    check_positive("lr", inp.lr)?;
-    check_nonneg("sigma", inp.sigma)?;
-    check_positive("clip", inp.clip)?;
-    check_positive("expected_batch", inp.expected_batch)?;
-    check_open_closed("q", inp.q, 0.0, 1.0, "a sampling rate in (0, 1]")?;
     check_nonneg("clipped_grad_sq_sum", inp.clipped_grad_sq_sum)?;
     check_nonneg("smoothness", inp.smoothness)?;
-    if inp.dim == 0 {
-        return Err(BoundError::InvalidParameter { name: "dim", value: 0.0, expected: "a parameter count >= 1" });
-    }
-    if !(inp.beta > 0.0 && inp.beta < 1.0) {
-        return Err(BoundError::InvalidParameter { name: "beta", value: inp.beta, expected: "a failure probability in (0, 1)" });
-    }
+    validate_sgd(&Sgd {
+        lambda: inp.lambda,
+        lr: inp.lr,
+        steps: inp.steps,
+        sigma: inp.sigma,
+        clip: inp.clip,
+        l: inp.expected_batch,
+        q: inp.q,
+        dim: inp.dim,
+        beta: inp.beta,
+    })?;
     let max_lr = 2.0 / (inp.smoothness + 2.0 * inp.lambda);
     if inp.lr > max_lr {
         return Err(BoundError::StepTooLarge { lr: inp.lr, max: max_lr });
-    }
-    if inp.lr * inp.lambda >= 1.0 {
-        return Err(BoundError::InvalidParameter { name: "lr", value: inp.lr, expected: "lr·lambda < 1" });
     }
     let parts = second_moment(inp);
     let kappa = inp.model.margin_constant();

@@ -230,11 +230,9 @@ pub fn success_many(
     Ok(MultiSuccessReport { per_collective: per, mean_success, all_succeed })
 }
 
-fn fraction_within(train: &Dataset, trigger: &Trigger, threshold: f64, use_l2: bool) -> Result<f64, CollectiveError> {
-    let n = train.len();
-    if n == 0 {
-        return Err(CollectiveError::BadData("empty training set: xi is undefined".into()));
-    }
+/// The points of `data` within `threshold` of their triggered version: a boolean mask `[N]`, by
+/// max |x − g(x)| (`use_l2` false) or ‖x − g(x)‖₂ (`use_l2` true), computed in chunks.
+fn within_mask(data: &Dataset, trigger: &Trigger, threshold: f64, use_l2: bool) -> Result<Tensor, CollectiveError> {
     if threshold.is_nan() || threshold < 0.0 {
         return Err(CollectiveError::BadValue {
             key: "xi tolerance".into(),
@@ -242,33 +240,32 @@ fn fraction_within(train: &Dataset, trigger: &Trigger, threshold: f64, use_l2: b
             reason: "must be >= 0".into(),
         });
     }
-    trigger.validate(&train.example_shape())?;
-    let mut hits = 0i64;
-    let mut start = 0;
-    while start < n {
-        let len = CHUNK.min(n - start);
-        let (linf, l2) = trigger.displacement(&train.x.f_narrow(0, start, len)?)?;
-        let d = if use_l2 { l2 } else { linf };
-        hits += d.f_le(threshold)?.f_sum(Kind::Int64)?.int64_value(&[]);
-        start += len;
-    }
-    Ok(hits as f64 / n as f64)
-}
-
-/// The clean points within Euclidean distance `tau` of the signal set (‖x − g(x)‖₂ ≤ τ, as in
-/// [`xi_relaxed`]): a boolean mask `[N]`. For set-to-value triggers only (see [`xi_estimate`]).
-pub fn on_signal_set(data: &Dataset, trigger: &Trigger, tau: f64) -> Result<Tensor, CollectiveError> {
     trigger.validate(&data.example_shape())?;
     let n = data.len();
     let mut parts = Vec::new();
     let mut start = 0;
     while start < n {
         let len = CHUNK.min(n - start);
-        let (_, l2) = trigger.displacement(&data.x.f_narrow(0, start, len)?)?;
-        parts.push(l2.f_le(tau)?);
+        let (linf, l2) = trigger.displacement(&data.x.f_narrow(0, start, len)?)?;
+        parts.push(if use_l2 { l2 } else { linf }.f_le(threshold)?);
         start += len;
     }
     Ok(if parts.is_empty() { Tensor::zeros([0], (Kind::Bool, tch::Device::Cpu)) } else { Tensor::f_cat(&parts, 0)? })
+}
+
+fn fraction_within(train: &Dataset, trigger: &Trigger, threshold: f64, use_l2: bool) -> Result<f64, CollectiveError> {
+    let n = train.len();
+    if n == 0 {
+        return Err(CollectiveError::BadData("empty training set: xi is undefined".into()));
+    }
+    let hits = within_mask(train, trigger, threshold, use_l2)?.f_sum(Kind::Int64)?.int64_value(&[]);
+    Ok(hits as f64 / n as f64)
+}
+
+/// The clean points within Euclidean distance `tau` of the signal set (‖x − g(x)‖₂ ≤ τ, as in
+/// [`xi_relaxed`]): a boolean mask `[N]`. For set-to-value triggers only (see [`xi_estimate`]).
+pub fn on_signal_set(data: &Dataset, trigger: &Trigger, tau: f64) -> Result<Tensor, CollectiveError> {
+    within_mask(data, trigger, tau, true)
 }
 
 /// Strict estimate of ξ = P₀(g(X)) (Hardt et al. 2023, signal uniqueness): the fraction of clean

@@ -137,7 +137,7 @@ pub fn bound_for(cell: &Cell, cfg: &RunConfig, split: &Split, rec: &RunRecord) -
     let theta0 = initial_theta(cfg, split)?;
     let theta0_dist = theta0.iter().zip(&r.fit.theta).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
     let e_opt = r.fit.error_bound.ok_or("uncertified reference")?;
-    let out = moment::moment_bound(&MomentInputs {
+    moment::moment_bound(&MomentInputs {
         model: ConvexModel::Softmax { classes: 2 },
         margins: &margins,
         x_norms: &norms,
@@ -155,15 +155,5 @@ pub fn bound_for(cell: &Cell, cfg: &RunConfig, split: &Split, rec: &RunRecord) -
         smoothness: r.smoothness,
         beta: BOUND_BETA,
     })
-    .map_err(|e| e.to_string());
-    if std::env::var_os("CROWDOUT_DEBUG_BOUND").is_some() {
-        let mut a: Vec<f64> = margins.iter().zip(&norms).map(|(m, x)| m / (std::f64::consts::SQRT_2 * x)).collect();
-        a.sort_by(f64::total_cmp);
-        let q = |p: f64| a[((a.len() - 1) as f64 * p) as usize];
-        eprintln!(
-            "bound debug: d0 {theta0_dist:.3} e_opt {e_opt:.2e} iters {} smooth {:.3} max_lr {:.4} a[10/50/90%] {:.3} {:.3} {:.3} -> {:?}",
-            r.fit.iterations, r.smoothness, 2.0 / (r.smoothness + 2.0 * lambda), q(0.1), q(0.5), q(0.9), out.as_ref().map(|b| b.parts)
-        );
-    }
-    out
+    .map_err(|e| e.to_string())
 }

@@ -34,14 +34,9 @@ pub fn xi_hat(train: &Dataset, trigger: &Trigger) -> Result<Option<f64>, String>
     collective::xi_relaxed(train, trigger, XI_TOLERANCE).map(Some).map_err(|e| e.to_string())
 }
 
-/// Logits of `model` on `x`, in evaluation batches, on the CPU.
+/// Logits of `model` on `x` as f64 on the CPU ([`crate::train::run::logits`]).
 fn logits(model: &Model, x: &Tensor, device: Device) -> Tensor {
-    let n = x.size()[0];
-    let parts: Vec<Tensor> = (0..n)
-        .step_by(1000)
-        .map(|s| tch::no_grad(|| model.logits(&x.narrow(0, s, 1000.min(n - s)).to_device(device))).to_device(Device::Cpu))
-        .collect();
-    Tensor::cat(&parts, 0).to_kind(Kind::Double)
+    crate::train::run::logits(model, x, device).to_kind(Kind::Double)
 }
 
 /// The temperature T minimising the clean test set's negative log-likelihood of softmax(z/T),

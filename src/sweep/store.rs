@@ -41,7 +41,7 @@ fn default_input_norm() -> String {
 
 /// One results row: the cell's full config (flat columns), what the run measured, the bounds and
 /// provenance. `None` = not applicable (an empty CSV cell).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResultRow {
     // --- the cell ---
     pub sweep: String,
@@ -242,66 +242,7 @@ impl ResultRow {
     pub fn header() -> Vec<String> {
         let mut w = csv::WriterBuilder::new().has_headers(true).from_writer(Vec::new());
         // Serialising any row makes serde emit the field names; the values are discarded.
-        let dummy = ResultRow {
-            sweep: String::new(),
-            dataset: String::new(),
-            model: String::new(),
-            collective_name: String::new(),
-            collective: String::new(),
-            alpha: 0.0,
-            privacy: String::new(),
-            clip: None,
-            seed: 0,
-            epochs: 0,
-            batch_size: 0,
-            lr: 0.0,
-            optimizer: String::new(),
-            momentum: 0.0,
-            clipping: String::new(),
-            grad_mode: String::new(),
-            accountant: String::new(),
-            max_physical_batch: None,
-            train_subset: None,
-            test_subset: None,
-            config_hash: String::new(),
-            sigma: None,
-            q: None,
-            steps: None,
-            eps_rdp: None,
-            eps_pld: None,
-            delta: 0.0,
-            clean_acc: None,
-            success: None,
-            success_lo: None,
-            success_hi: None,
-            success_all: None,
-            baseline_success: None,
-            hardt_lb: None,
-            dpsgd_lb: None,
-            dpsgd_lb_kind: String::new(),
-            ceiling_ub: None,
-            flag: String::new(),
-            wall_s: None,
-            git_commit: String::new(),
-            crowdout_version: String::new(),
-            schema_version: 0,
-            error: String::new(),
-            lr_schedule: String::new(),
-            input_norm: String::new(),
-            torch_threads: None,
-            weight_decay: 0.0,
-            one_vs_rest: None,
-            n_train: None,
-            members: None,
-            dpsgd_lb_hp: None,
-            bound_beta: None,
-            clip_ref_success: None,
-            dpsgd_dominant: String::new(),
-            xi_hat: None,
-            delta_hat: None,
-            eps_tv_hat: None,
-            alpha_eff: None,
-        };
+        let dummy = ResultRow::default();
         let _ = w.serialize(&dummy);
         let bytes = w.into_inner().unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);

@@ -176,22 +176,33 @@ impl RunConfig {
     }
 }
 
-/// Predicted labels for `x`, evaluated in batches on `device`.
-pub fn predict(model: &Model, x: &Tensor, device: Device) -> Tensor {
+/// `per_batch(logits)` for `x` in evaluation batches on `device`, concatenated on the CPU
+/// (`[0]` of `empty` when `x` is empty).
+fn eval_batches(model: &Model, x: &Tensor, device: Device, empty: tch::Kind, per_batch: impl Fn(Tensor) -> Tensor) -> Tensor {
     let n = x.size()[0];
     let mut parts = Vec::new();
     let mut start = 0;
     while start < n {
         let len = EVAL_BATCH.min(n - start);
         let xb = x.narrow(0, start, len).to_device(device);
-        parts.push(model.logits(&xb).argmax(-1, false).to_device(Device::Cpu));
+        parts.push(per_batch(model.logits(&xb)).to_device(Device::Cpu));
         start += len;
     }
     if parts.is_empty() {
-        Tensor::zeros([0], (tch::Kind::Int64, Device::Cpu))
+        Tensor::zeros([0], (empty, Device::Cpu))
     } else {
         Tensor::cat(&parts, 0)
     }
+}
+
+/// Predicted labels for `x`, evaluated in batches on `device`.
+pub fn predict(model: &Model, x: &Tensor, device: Device) -> Tensor {
+    eval_batches(model, x, device, tch::Kind::Int64, |z| z.argmax(-1, false))
+}
+
+/// Logits for `x` (`[n, K]` on the CPU), evaluated in batches on `device`.
+pub fn logits(model: &Model, x: &Tensor, device: Device) -> Tensor {
+    eval_batches(model, x, device, tch::Kind::Float, |z| z)
 }
 
 /// Clean accuracy of `model` on `test`, with its Clopper–Pearson interval.
