@@ -44,14 +44,28 @@ fn workload(name: &'static str) -> Workload {
     let dev = Device::Cpu;
     match name {
         "W1-mlp-b256" => make(name, Model::mlp(&[784], &[256], 10, Some(1), dev).unwrap(), &[256, 784]),
-        "W2-cnn-b256" => make(name, Model::new(&ModelKind::Cnn, &[1, 28, 28], 10, Some(1), dev).unwrap(), &[256, 1, 28, 28]),
-        "W3-resnet18gn-b32" => make(name, Model::new(&ModelKind::Resnet18Gn, &[1, 28, 28], 10, Some(1), dev).unwrap(), &[32, 1, 28, 28]),
+        "W2-cnn-b256" => make(
+            name,
+            Model::new(&ModelKind::Cnn, &[1, 28, 28], 10, Some(1), dev).unwrap(),
+            &[256, 1, 28, 28],
+        ),
+        "W3-resnet18gn-b32" => make(
+            name,
+            Model::new(&ModelKind::Resnet18Gn, &[1, 28, 28], 10, Some(1), dev).unwrap(),
+            &[32, 1, 28, 28],
+        ),
         _ => make(name, Model::new(&ModelKind::Softmax, &[104], 10, Some(1), dev).unwrap(), &[512, 104]),
     }
 }
 
 fn dp(mode: GradMode) -> DpSettings {
-    DpSettings { noise_multiplier: 1.0, max_grad_norm: 1.0, clipping: Clipping::Flat, grad_mode: mode, max_physical_batch: None }
+    DpSettings {
+        noise_multiplier: 1.0,
+        max_grad_norm: 1.0,
+        clipping: Clipping::Flat,
+        grad_mode: mode,
+        max_physical_batch: None,
+    }
 }
 
 /// One step of a mode: "nonprivate", "materialize", "ghost" or "noise".
@@ -172,7 +186,12 @@ fn main() {
             s.step(&w);
         }
         let peak = vm_hwm_kib().unwrap_or(0);
-        println!("{} {mode}: VmHWM {:.1} MiB (after building the workload {:.1} MiB)", w.name, peak as f64 / 1024.0, setup as f64 / 1024.0);
+        println!(
+            "{} {mode}: VmHWM {:.1} MiB (after building the workload {:.1} MiB)",
+            w.name,
+            peak as f64 / 1024.0,
+            setup as f64 / 1024.0
+        );
         return;
     }
     if let Ok(spec) = std::env::var("DP_STEP_SERVE") {
@@ -186,7 +205,11 @@ fn main() {
         return;
     }
     // No HTML plots: the crate builds plotters without system fonts (criterion would panic).
-    let mut c = Criterion::default().without_plots().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).configure_from_args();
+    let mut c = Criterion::default()
+        .without_plots()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
     for w in NAMES.map(workload) {
         let mut g = c.benchmark_group(w.name);
         if w.name.starts_with("W3") {

@@ -37,7 +37,10 @@ pub fn tune() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: mallopt only changes allocator parameters; both values are within glibc's ranges.
-        unsafe { glibc::mallopt(glibc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 && glibc::mallopt(glibc::M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 }
+        unsafe {
+            glibc::mallopt(glibc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+                && glibc::mallopt(glibc::M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+        }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     {

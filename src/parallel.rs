@@ -109,7 +109,13 @@ pub fn for_each_index(n: usize, body: impl Fn(usize) + Sync) {
             return;
         }
     };
-    let job = Job { body: &body, n, next: AtomicUsize::new(0), panicked: AtomicBool::new(false), payload: Default::default() };
+    let job = Job {
+        body: &body,
+        n,
+        next: AtomicUsize::new(0),
+        panicked: AtomicBool::new(false),
+        payload: Default::default(),
+    };
     let team = threads.min(n) as c_uint;
     // SAFETY: `run_job` only reads `job` through a shared reference, and `job` lives until
     // GOMP_parallel has joined the team.

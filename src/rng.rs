@@ -38,7 +38,5 @@ pub fn stream(seed: Option<u64>, purpose: Stream) -> ChaCha20Rng {
 
 fn getrandom_fill(buf: &mut [u8]) {
     use rand::TryRng;
-    rand::rngs::SysRng
-        .try_fill_bytes(buf)
-        .expect("the operating system's entropy source failed");
+    rand::rngs::SysRng.try_fill_bytes(buf).expect("the operating system's entropy source failed");
 }

@@ -37,7 +37,12 @@ pub fn transpose16(x: &[__m512i; 16]) -> [__m512i; 16] {
         let a1 = _mm512_unpackhi_epi32(r[0], r[1]);
         let a2 = _mm512_unpacklo_epi32(r[2], r[3]);
         let a3 = _mm512_unpackhi_epi32(r[2], r[3]);
-        [_mm512_unpacklo_epi64(a0, a2), _mm512_unpackhi_epi64(a0, a2), _mm512_unpacklo_epi64(a1, a3), _mm512_unpackhi_epi64(a1, a3)]
+        [
+            _mm512_unpacklo_epi64(a0, a2),
+            _mm512_unpackhi_epi64(a0, a2),
+            _mm512_unpacklo_epi64(a1, a3),
+            _mm512_unpackhi_epi64(a1, a3),
+        ]
     });
     let mut out = [_mm512_setzero_si512(); 16];
     for j in 0..4 {
@@ -67,7 +72,8 @@ mod tests {
         // SAFETY: the CPU has AVX-512F (checked above); every load and store covers 16 u32s of a
         // 256-element buffer.
         unsafe {
-            let rows: [__m512i; 16] = std::array::from_fn(|i| _mm512_loadu_si512(m.as_ptr().add(16 * i) as *const __m512i));
+            let rows: [__m512i; 16] =
+                std::array::from_fn(|i| _mm512_loadu_si512(m.as_ptr().add(16 * i) as *const __m512i));
             let t = transpose16(&rows);
             let mut got = vec![0u32; 256];
             for (j, v) in t.iter().enumerate() {

@@ -33,7 +33,11 @@ fn f(row: &Row, col: &str) -> Option<f64> {
 }
 
 fn phase(row: &Row) -> (Phase, f64) {
-    let p = Phase { q: f(row, "q").unwrap(), sigma: f(row, "sigma").unwrap(), steps: f(row, "steps").unwrap() as u64 };
+    let p = Phase {
+        q: f(row, "q").unwrap(),
+        sigma: f(row, "sigma").unwrap(),
+        steps: f(row, "steps").unwrap() as u64,
+    };
     (p, f(row, "delta").unwrap())
 }
 
@@ -140,7 +144,9 @@ fn check_pld_rows(keep: fn(&Row) -> bool) {
                     // rows against eps_exact_q1). Compare those rows with a port of its search.
                     let emulated = dp_accounting_epsilon(&composed, delta);
                     if !(want > 709.0 && (emulated - want).abs() <= tol && got <= emulated) {
-                        errs.push(format!("ε {got} vs dp_accounting {want} (tol {tol}; emulated {emulated})"));
+                        errs.push(format!(
+                            "ε {got} vs dp_accounting {want} (tol {tol}; emulated {emulated})"
+                        ));
                     }
                 }
             }
@@ -242,7 +248,8 @@ fn check_noise_rows(keep: fn(&Row) -> bool) {
             if s_pld > want + 0.01 || s_pld < 0.97 * want {
                 errs.push(format!("PLD σ {s_pld} vs Opacus PRV {want}"));
             }
-            let e = accountant::epsilon(Method::Pld, &[Phase { q, sigma: s_pld, steps }], delta).unwrap().epsilon;
+            let e =
+                accountant::epsilon(Method::Pld, &[Phase { q, sigma: s_pld, steps }], delta).unwrap().epsilon;
             if !(e <= target && target - e <= 0.01) {
                 errs.push(format!("PLD ε at calibrated σ is {e}, target {target}"));
             }
@@ -284,7 +291,9 @@ fn q1_against_opendp_zcdp() {
     assert!((rho1 - 0.03125).abs() < 1e-12 && (e1 - 1.012287).abs() < 1e-6, "ρ {rho1}, ε {e1}");
     let (rho, e) = zcdp_eps(4.0, 1000, 1e-5);
     assert!((rho - 31.25).abs() < 1e-9 && (e - 67.422464).abs() < 1e-6, "ρ {rho}, ε {e}");
-    for &(sigma, steps, delta) in &[(4.0, 1u64, 1e-5), (4.0, 1000, 1e-5), (1.0, 10, 1e-6), (2.0, 100, 1e-5), (0.8, 1, 1e-5)] {
+    for &(sigma, steps, delta) in
+        &[(4.0, 1u64, 1e-5), (4.0, 1000, 1e-5), (1.0, 10, 1e-6), (2.0, 100, 1e-5), (0.8, 1, 1e-5)]
+    {
         let (rho, z) = zcdp_eps(sigma, steps, delta);
         assert!((rho - steps as f64 / (2.0 * sigma * sigma)).abs() < 1e-9 * rho);
         let p = [Phase { q: 1.0, sigma, steps }];

@@ -39,19 +39,38 @@ fn sigma_for(target: f64) -> f64 {
 }
 
 fn train(sigma: f64) -> TrainSpec {
-    TrainSpec { model: ModelKind::Softmax, steps: STEPS, sample_rate: 1.0, lr: 1.0, dp: DpSettings { noise_multiplier: sigma, max_grad_norm: 1.0, ..DpSettings::default() }, ..TrainSpec::default() }
+    TrainSpec {
+        model: ModelKind::Softmax,
+        steps: STEPS,
+        sample_rate: 1.0,
+        lr: 1.0,
+        dp: DpSettings { noise_multiplier: sigma, max_grad_norm: 1.0, ..DpSettings::default() },
+        ..TrainSpec::default()
+    }
 }
 
 #[test]
 fn audited_lower_bound_never_exceeds_accountant_epsilon() {
     tch::set_num_threads(1);
-    let s = data::load(&DatasetSpec::FashionMnistMini, &DataDir::from_env(), &Limits { train: Some(100), test: None }).unwrap();
+    let s = data::load(
+        &DatasetSpec::FashionMnistMini,
+        &DataDir::from_env(),
+        &Limits { train: Some(100), test: None },
+    )
+    .unwrap();
     let trig: Trigger = "patch:size=4:pos=br:value=1".parse().unwrap();
     let canary = audit::make_canaries(&s.test, 1, &trig, 0, CanaryLabel::Target, Some(0)).unwrap();
     let canaries = audit::make_canaries(&s.test, 100, &trig, 0, CanaryLabel::Random, Some(0)).unwrap();
 
     // Power: non-private training must be caught (else a vacuous audit would pass below).
-    let cfg = MultiRunConfig { runs: 20, train: train(0.0), delta: DELTA, beta: 0.05, rule: ThresholdRule::Split, seed: Some(1) };
+    let cfg = MultiRunConfig {
+        runs: 20,
+        train: train(0.0),
+        delta: DELTA,
+        beta: 0.05,
+        rule: ThresholdRule::Split,
+        seed: Some(1),
+    };
     let r = audit::multi_run(&s.train, &canary, &cfg, Device::Cpu, &mut |_, _| {}).unwrap();
     assert!(r.bound.epsilon_lb > 0.5, "σ = 0 should be detected; got {:?}", r.bound);
 
@@ -60,16 +79,35 @@ fn audited_lower_bound_never_exceeds_accountant_epsilon() {
         let acct = rdp_epsilon(sigma, STEPS, DELTA);
         assert!((acct - eps).abs() < 1e-3 * eps + 1e-3);
         for rule in [ThresholdRule::Split, ThresholdRule::Bonferroni] {
-            let cfg = MultiRunConfig { runs: 20, train: train(sigma), delta: DELTA, beta: 0.05, rule, seed: Some(2) };
+            let cfg = MultiRunConfig {
+                runs: 20,
+                train: train(sigma),
+                delta: DELTA,
+                beta: 0.05,
+                rule,
+                seed: Some(2),
+            };
             let r = audit::multi_run(&s.train, &canary, &cfg, Device::Cpu, &mut |_, _| {}).unwrap();
-            assert!(r.bound.epsilon_lb <= acct, "ε = {eps} ({rule:?}): audited {} > accountant {acct}", r.bound.epsilon_lb);
+            assert!(
+                r.bound.epsilon_lb <= acct,
+                "ε = {eps} ({rule:?}): audited {} > accountant {acct}",
+                r.bound.epsilon_lb
+            );
             // the audit module's own exact full-batch ε lies between them
             assert!(r.bound.epsilon_lb <= audit::stats::full_batch_exact_epsilon(sigma, STEPS, DELTA));
         }
         // and below the crate's accountant (PLD, tight for q = 1)
-        let pld = accountant::epsilon(Method::Pld, &[Phase { q: 1.0, sigma, steps: STEPS }], DELTA).unwrap().epsilon;
+        let pld = accountant::epsilon(Method::Pld, &[Phase { q: 1.0, sigma, steps: STEPS }], DELTA)
+            .unwrap()
+            .epsilon;
         assert!(pld <= acct + 1e-6, "PLD {pld} above the RDP bound {acct}");
-        let cfg = OneRunConfig { train: train(sigma), guesses: Vec::new(), delta: DELTA, beta: 0.05, seed: Some(3) };
+        let cfg = OneRunConfig {
+            train: train(sigma),
+            guesses: Vec::new(),
+            delta: DELTA,
+            beta: 0.05,
+            seed: Some(3),
+        };
         let r = audit::one_run(&s.train, &canaries, &cfg, Device::Cpu, &mut |_, _| {}).unwrap();
         assert!(r.epsilon_lb <= acct, "one-run ε = {eps}: audited {} > accountant {acct}", r.epsilon_lb);
         assert_eq!(r.inclusion.len(), 100);
@@ -77,10 +115,18 @@ fn audited_lower_bound_never_exceeds_accountant_epsilon() {
 
     // Poisson subsampling (q = 0.5): the accountant's subsampled-Gaussian ε bounds the audit too.
     let sigma = 1.0;
-    let eps = accountant::epsilon(Method::Pld, &[Phase { q: 0.5, sigma, steps: STEPS }], DELTA).unwrap().epsilon;
+    let eps =
+        accountant::epsilon(Method::Pld, &[Phase { q: 0.5, sigma, steps: STEPS }], DELTA).unwrap().epsilon;
     let mut t = train(sigma);
     t.sample_rate = 0.5;
-    let cfg = MultiRunConfig { runs: 20, train: t, delta: DELTA, beta: 0.05, rule: ThresholdRule::Split, seed: Some(4) };
+    let cfg = MultiRunConfig {
+        runs: 20,
+        train: t,
+        delta: DELTA,
+        beta: 0.05,
+        rule: ThresholdRule::Split,
+        seed: Some(4),
+    };
     let r = audit::multi_run(&s.train, &canary, &cfg, Device::Cpu, &mut |_, _| {}).unwrap();
     assert!(r.bound.epsilon_lb <= eps, "q = 0.5: audited {} > accountant {eps}", r.bound.epsilon_lb);
 }

@@ -4,7 +4,11 @@ use std::process::Command;
 
 fn crowdout(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_crowdout")).args(args).output().expect("runs the binary");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn json(args: &[&str]) -> serde_json::Value {
@@ -15,7 +19,21 @@ fn json(args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn canary_json_reports_bound_below_accountant() {
-    let v = json(&["audit", "canary", "--json", "--runs", "4", "--n-train", "40", "--steps", "5", "--epsilon", "2", "--seed", "3"]);
+    let v = json(&[
+        "audit",
+        "canary",
+        "--json",
+        "--runs",
+        "4",
+        "--n-train",
+        "40",
+        "--steps",
+        "5",
+        "--epsilon",
+        "2",
+        "--seed",
+        "3",
+    ]);
     let lb = v["bound"]["epsilon_lb"].as_f64().unwrap();
     let eps = v["accountant_epsilon"].as_f64().unwrap();
     // the accountant calibrates σ so that ε ≤ target, within its tolerance
@@ -24,18 +42,61 @@ fn canary_json_reports_bound_below_accountant() {
     assert_eq!(v["scores_in"].as_array().unwrap().len(), 4);
     assert_eq!(v["n_base"].as_u64(), Some(40));
     // same seed, same output
-    let w = json(&["audit", "canary", "--json", "--runs", "4", "--n-train", "40", "--steps", "5", "--epsilon", "2", "--seed", "3"]);
+    let w = json(&[
+        "audit",
+        "canary",
+        "--json",
+        "--runs",
+        "4",
+        "--n-train",
+        "40",
+        "--steps",
+        "5",
+        "--epsilon",
+        "2",
+        "--seed",
+        "3",
+    ]);
     assert_eq!(v, w);
 }
 
 #[test]
 fn one_run_and_mia_json() {
-    let v = json(&["audit", "one-run", "--json", "--canaries", "20", "--n-train", "40", "--steps", "5", "--noise-multiplier", "2", "--guesses", "2,5"]);
+    let v = json(&[
+        "audit",
+        "one-run",
+        "--json",
+        "--canaries",
+        "20",
+        "--n-train",
+        "40",
+        "--steps",
+        "5",
+        "--noise-multiplier",
+        "2",
+        "--guesses",
+        "2,5",
+    ]);
     assert_eq!(v["choices"].as_array().unwrap().len(), 2);
     assert!(v["epsilon_lb"].as_f64().unwrap() <= v["accountant_epsilon"].as_f64().unwrap());
     let v = json(&[
-        "audit", "mia", "--json", "--members", "40", "--non-members", "40", "--hidden", "16", "--epochs", "5", "--batch-size", "40", "--shadows", "2",
-        "--collective", "alpha=0.05,target=0,trigger=patch:size=3:pos=br:value=1",
+        "audit",
+        "mia",
+        "--json",
+        "--members",
+        "40",
+        "--non-members",
+        "40",
+        "--hidden",
+        "16",
+        "--epochs",
+        "5",
+        "--batch-size",
+        "40",
+        "--shadows",
+        "2",
+        "--collective",
+        "alpha=0.05,target=0,trigger=patch:size=3:pos=br:value=1",
     ]);
     for k in ["auc_loss", "auc_lira_offline", "auc_lira_online"] {
         let a = v[k].as_f64().unwrap();

@@ -10,7 +10,12 @@ use crowdout::train::fit::{fit, FitConfig};
 use tch::{Device, Tensor};
 
 fn split() -> data::Split {
-    data::load(&DatasetSpec::FashionMnistMini, &DataDir::from_env(), &Limits { train: Some(60), test: Some(60) }).expect("fixture loads")
+    data::load(
+        &DatasetSpec::FashionMnistMini,
+        &DataDir::from_env(),
+        &Limits { train: Some(60), test: Some(60) },
+    )
+    .expect("fixture loads")
 }
 
 fn params(m: &Model) -> Vec<Vec<f32>> {
@@ -18,7 +23,14 @@ fn params(m: &Model) -> Vec<Vec<f32>> {
 }
 
 fn spec(sigma: f64) -> TrainSpec {
-    TrainSpec { model: ModelKind::Softmax, steps: 5, sample_rate: 0.5, lr: 0.5, dp: DpSettings { noise_multiplier: sigma, max_grad_norm: 1.0, ..DpSettings::default() }, ..TrainSpec::default() }
+    TrainSpec {
+        model: ModelKind::Softmax,
+        steps: 5,
+        sample_rate: 0.5,
+        lr: 0.5,
+        dp: DpSettings { noise_multiplier: sigma, max_grad_norm: 1.0, ..DpSettings::default() },
+        ..TrainSpec::default()
+    }
 }
 
 #[test]
@@ -32,7 +44,8 @@ fn same_seed_bit_identical_models_and_scores() {
     assert_ne!(params(&a), params(&c));
 
     // the standard trainer too
-    let cfg = FitConfig { epochs: 2.0, batch_size: 20, dp: Some(DpSettings::default()), ..FitConfig::default() };
+    let cfg =
+        FitConfig { epochs: 2.0, batch_size: 20, dp: Some(DpSettings::default()), ..FitConfig::default() };
     let mut f1 = Model::new(&ModelKind::Softmax, &s.train.example_shape(), 10, Some(3), Device::Cpu).unwrap();
     let mut f2 = Model::new(&ModelKind::Softmax, &s.train.example_shape(), 10, Some(3), Device::Cpu).unwrap();
     fit(&mut f1, &s.train, &cfg, Some(3), Device::Cpu, &mut |_| {}).unwrap();
@@ -42,11 +55,25 @@ fn same_seed_bit_identical_models_and_scores() {
     // audit scores
     let trig: Trigger = "patch:size=3:pos=br:value=1".parse().unwrap();
     let can = audit::make_canaries(&s.test, 1, &trig, 0, CanaryLabel::Target, Some(1)).unwrap();
-    let cfg = MultiRunConfig { runs: 3, train: spec(1.0), delta: 1e-5, beta: 0.05, rule: ThresholdRule::Bonferroni, seed: Some(11) };
+    let cfg = MultiRunConfig {
+        runs: 3,
+        train: spec(1.0),
+        delta: 1e-5,
+        beta: 0.05,
+        rule: ThresholdRule::Bonferroni,
+        seed: Some(11),
+    };
     let r1 = audit::multi_run(&s.train, &can, &cfg, Device::Cpu, &mut |_, _| {}).unwrap();
     let r2 = audit::multi_run(&s.train, &can, &cfg, Device::Cpu, &mut |_, _| {}).unwrap();
     assert_eq!(r1, r2);
-    let r3 = audit::multi_run(&s.train, &can, &MultiRunConfig { seed: Some(12), ..cfg }, Device::Cpu, &mut |_, _| {}).unwrap();
+    let r3 = audit::multi_run(
+        &s.train,
+        &can,
+        &MultiRunConfig { seed: Some(12), ..cfg },
+        Device::Cpu,
+        &mut |_, _| {},
+    )
+    .unwrap();
     assert_ne!(r1.scores_in, r3.scores_in);
     // runs within one audit use distinct seeds
     assert_ne!(r1.scores_in[0], r1.scores_in[1]);
@@ -57,7 +84,9 @@ fn different_seeds_give_different_noise_same_seed_same_noise() {
     tch::set_num_threads(1);
     let m = Model::new(&ModelKind::Softmax, &[5], 3, Some(0), Device::Cpu).unwrap();
     let noise = |seed: u64| {
-        let mut d = DpSgd::new(&m, DpSettings { noise_multiplier: 2.0, ..DpSettings::default() }, 1.0, Some(seed)).unwrap();
+        let mut d =
+            DpSgd::new(&m, DpSettings { noise_multiplier: 2.0, ..DpSettings::default() }, 1.0, Some(seed))
+                .unwrap();
         d.write_noise();
         d.grads().iter().map(|g| Vec::<f32>::try_from(&g.flatten(0, -1)).unwrap()).collect::<Vec<_>>()
     };

@@ -10,15 +10,41 @@ use std::path::{Path, PathBuf};
 
 /// libtorch RNG functions/methods (tch names; each also checked with tch's `f_`/`g_` prefixes).
 const RNG_NAMES: &[&str] = &[
-    "randn", "rand", "randint", "randperm", "rand_like", "randn_like", "randint_like", "bernoulli", "bernoulli_", "normal_",
-    "normal_functional", "uniform_", "random_", "exponential_", "cauchy_", "geometric_", "log_normal_", "multinomial",
-    "poisson", "dropout", "dropout_", "feature_dropout", "alpha_dropout", "feature_alpha_dropout", "rrelu", "rrelu_",
-    "rrelu_with_noise", "fused_dropout", "native_dropout",
+    "randn",
+    "rand",
+    "randint",
+    "randperm",
+    "rand_like",
+    "randn_like",
+    "randint_like",
+    "bernoulli",
+    "bernoulli_",
+    "normal_",
+    "normal_functional",
+    "uniform_",
+    "random_",
+    "exponential_",
+    "cauchy_",
+    "geometric_",
+    "log_normal_",
+    "multinomial",
+    "poisson",
+    "dropout",
+    "dropout_",
+    "feature_dropout",
+    "alpha_dropout",
+    "feature_alpha_dropout",
+    "rrelu",
+    "rrelu_",
+    "rrelu_with_noise",
+    "fused_dropout",
+    "native_dropout",
 ];
 
 /// Names that are a hit wherever they appear in code (libtorch's seeding and tch's
 /// `nn` initialisers / `VarStore`, which initialise parameters from libtorch's generator).
-const ANYWHERE: &[&str] = &["manual_seed", "VarStore", "nn::Init", "nn::linear", "nn::conv2d", "nn::embedding", "nn::Dropout"];
+const ANYWHERE: &[&str] =
+    &["manual_seed", "VarStore", "nn::Init", "nn::linear", "nn::conv2d", "nn::embedding", "nn::Dropout"];
 
 /// (file suffix, pattern, why it is allowed). Empty: no file needs an exception today.
 const ALLOWED: &[(&str, &str, &str)] = &[];
@@ -88,7 +114,8 @@ fn scanner_finds_known_rng_calls() {
     assert_eq!(hits("let h = x.dropout(0.5, true);"), vec![".dropout"]);
     assert_eq!(hits("tch::manual_seed(1);"), vec!["manual_seed"]);
     assert!(hits("let vs = nn::VarStore::new(Device::Cpu);").contains(&"VarStore".to_string()));
-    assert!(hits("let mut rng = rand::rngs::SysRng; init.normal(&[3]); let r = rng.random_range(0..3);").is_empty());
+    assert!(hits("let mut rng = rand::rngs::SysRng; init.normal(&[3]); let r = rng.random_range(0..3);")
+        .is_empty());
     assert!(hits(r#"let s = "noise=0.2:dropout";"#).is_empty());
     assert_eq!(strip_comment("a.rand(); // Tensor::randn("), "a.rand(); ");
     assert_eq!(strip_comment(r#"let s = "http://x"; // c"#), r#"let s = "http://x"; "#);
@@ -105,12 +132,17 @@ fn no_libtorch_rng_in_src() {
         let text = std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         for (i, line) in text.lines().enumerate() {
             for h in hits(strip_comment(line)) {
-                let allowed = ALLOWED.iter().any(|(file, pat, _why)| f.to_string_lossy().ends_with(file) && *pat == h);
+                let allowed =
+                    ALLOWED.iter().any(|(file, pat, _why)| f.to_string_lossy().ends_with(file) && *pat == h);
                 if !allowed {
                     bad.push(format!("{}:{}: `{h}` in: {}", f.display(), i + 1, line.trim()));
                 }
             }
         }
     }
-    assert!(bad.is_empty(), "libtorch RNG calls found (use crowdout::rng ChaCha20 streams instead):\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "libtorch RNG calls found (use crowdout::rng ChaCha20 streams instead):\n{}",
+        bad.join("\n")
+    );
 }

@@ -4,7 +4,11 @@ use std::process::Command;
 
 fn run(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_crowdout")).arg("bound").args(args).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -19,8 +23,22 @@ fn hardt_json() {
 #[test]
 fn critical_mass_with_privacy_side() {
     let (ok, out, err) = run(&[
-        "critical-mass", "--target", "0.9", "--delta-gap", "0.5", "--xi", "0.02", "--n-train", "60000", "--s0", "0.01", "--epsilon", "1", "--delta",
-        "1e-5", "--json",
+        "critical-mass",
+        "--target",
+        "0.9",
+        "--delta-gap",
+        "0.5",
+        "--xi",
+        "0.02",
+        "--n-train",
+        "60000",
+        "--s0",
+        "0.01",
+        "--epsilon",
+        "1",
+        "--delta",
+        "1e-5",
+        "--json",
     ]);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -31,7 +49,20 @@ fn critical_mass_with_privacy_side() {
 
 #[test]
 fn ceiling_generic_and_gdp() {
-    let (ok, out, err) = run(&["ceiling", "--s0", "0.05", "--k", "3", "--epsilon", "0.5", "--delta", "1e-5", "--gdp-mu", "0.2", "--json"]);
+    let (ok, out, err) = run(&[
+        "ceiling",
+        "--s0",
+        "0.05",
+        "--k",
+        "3",
+        "--epsilon",
+        "0.5",
+        "--delta",
+        "1e-5",
+        "--gdp-mu",
+        "0.2",
+        "--json",
+    ]);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["inputs"]["group_size"], 6);
@@ -53,7 +84,8 @@ fn flags_are_named_in_errors() {
     assert!(!ok && err.contains("--s0"), "{err}");
     let (ok, _, err) = run(&["ceiling", "--s0", "0.1", "--k", "3", "--epsilon=-1", "--delta", "0"]);
     assert!(!ok && err.contains("invalid --epsilon"), "{err}");
-    let (ok, _, err) = run(&["noise", "--alpha", "0.1", "--nu-wrong-label", "2", "--delta-gap", "0.5", "--xi", "0.1"]);
+    let (ok, _, err) =
+        run(&["noise", "--alpha", "0.1", "--nu-wrong-label", "2", "--delta-gap", "0.5", "--xi", "0.1"]);
     assert!(!ok && err.contains("--nu-wrong-label"), "{err}");
 }
 
@@ -63,7 +95,32 @@ fn dpsgd_from_margins_file() {
     let p = dir.path().join("m.csv");
     std::fs::write(&p, "margin,x_norm\n1.0,1.0\n0.1,1.0\n").unwrap();
     let ps = p.to_str().unwrap();
-    let common = ["dpsgd", "--margins", ps, "--classes", "2", "--theta0-dist", "1", "--lambda", "0.5", "--lr", "0.5", "--steps", "100", "--clip", "1", "--n-train", "100", "--q", "1", "--dim", "6", "--smoothness", "1", "--json"];
+    let common = [
+        "dpsgd",
+        "--margins",
+        ps,
+        "--classes",
+        "2",
+        "--theta0-dist",
+        "1",
+        "--lambda",
+        "0.5",
+        "--lr",
+        "0.5",
+        "--steps",
+        "100",
+        "--clip",
+        "1",
+        "--n-train",
+        "100",
+        "--q",
+        "1",
+        "--dim",
+        "6",
+        "--smoothness",
+        "1",
+        "--json",
+    ];
     let mut a: Vec<&str> = common.to_vec();
     a.extend(["--sigma", "1"]);
     let (ok, out, err) = run(&a);
@@ -90,8 +147,33 @@ fn dpsgd_second_moment_matches_the_library() {
     std::fs::write(&p, "margin,x_norm\n10.0,1.0\n0.5,1.0\n-1.0,1.0\n").unwrap();
     let ps = p.to_str().unwrap();
     let args = [
-        "dpsgd", "--second-moment", "--margins", ps, "--classes", "2", "--theta0-dist", "1", "--lambda", "0.1", "--lr", "0.1", "--steps", "1000",
-        "--sigma", "1", "--clip", "1", "--n-train", "1000", "--q", "0.1", "--dim", "10", "--smoothness", "1", "--json",
+        "dpsgd",
+        "--second-moment",
+        "--margins",
+        ps,
+        "--classes",
+        "2",
+        "--theta0-dist",
+        "1",
+        "--lambda",
+        "0.1",
+        "--lr",
+        "0.1",
+        "--steps",
+        "1000",
+        "--sigma",
+        "1",
+        "--clip",
+        "1",
+        "--n-train",
+        "1000",
+        "--q",
+        "0.1",
+        "--dim",
+        "10",
+        "--smoothness",
+        "1",
+        "--json",
     ];
     let (ok, out, err) = run(&args);
     assert!(ok, "{err}");
@@ -129,7 +211,16 @@ fn dpsgd_second_moment_matches_the_library() {
 
 #[test]
 fn multi_collectives() {
-    let (ok, out, err) = run(&["multi", "--collective", "0.1,1,0.5,0.02", "--collective", "0.05,2,0.5,0.02", "--overlap", "1,0,0.5", "--json"]);
+    let (ok, out, err) = run(&[
+        "multi",
+        "--collective",
+        "0.1,1,0.5,0.02",
+        "--collective",
+        "0.05,2,0.5,0.02",
+        "--overlap",
+        "1,0,0.5",
+        "--json",
+    ]);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!((v["result"]["value"].as_f64().unwrap() - 0.665).abs() < 1e-12);
@@ -139,8 +230,23 @@ fn multi_collectives() {
 fn tight_ceiling_from_the_accountant_beats_the_generic_conversion() {
     // DP-SGD on MNIST at σ = 1.1, q = 256/60000, 15 epochs (ε_PLD ≈ 1.134 at δ = 1e-5); 3 records.
     let (ok, out, err) = run(&[
-        "--json", "ceiling", "--s0", "0.02", "--k", "3", "--tight", "--sample-rate", "0.004267",
-        "--noise-multiplier", "1.1", "--steps", "3516", "--epsilon", "1.134", "--delta", "1e-5",
+        "--json",
+        "ceiling",
+        "--s0",
+        "0.02",
+        "--k",
+        "3",
+        "--tight",
+        "--sample-rate",
+        "0.004267",
+        "--noise-multiplier",
+        "1.1",
+        "--steps",
+        "3516",
+        "--epsilon",
+        "1.134",
+        "--delta",
+        "1e-5",
     ]);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -157,17 +263,43 @@ fn tight_ceiling_refuses_replace_one_instead_of_a_k_group_answer() {
     // k = 3 records is a group of 6 add/remove records whatever --adjacency says; 0.118 (the
     // k-group profile applied once) is not a guarantee. The CLI must refuse, naming both flags.
     let cmd = [
-        "ceiling", "--tight", "--adjacency", "replace-one", "--k", "3", "--s0", "0.02", "--sample-rate", "0.004267",
-        "--noise-multiplier", "1.1", "--steps", "3516",
+        "ceiling",
+        "--tight",
+        "--adjacency",
+        "replace-one",
+        "--k",
+        "3",
+        "--s0",
+        "0.02",
+        "--sample-rate",
+        "0.004267",
+        "--noise-multiplier",
+        "1.1",
+        "--steps",
+        "3516",
     ];
     let (ok, out, err) = run(&cmd);
     assert!(!ok, "accepted; printed {out}");
-    assert!(err.contains("--tight") && err.contains("--adjacency replace-one") && err.contains("2k"), "{err}");
+    assert!(
+        err.contains("--tight") && err.contains("--adjacency replace-one") && err.contains("2k"),
+        "{err}"
+    );
     assert!(!out.contains("0.118"), "{out}");
     // The same training under add/remove: the two-stage (remove 3, add 3) tight ceiling.
     let (ok, out, err) = run(&[
-        "--json", "ceiling", "--tight", "--k", "3", "--s0", "0.02", "--sample-rate", "0.004267", "--noise-multiplier", "1.1",
-        "--steps", "3516",
+        "--json",
+        "ceiling",
+        "--tight",
+        "--k",
+        "3",
+        "--s0",
+        "0.02",
+        "--sample-rate",
+        "0.004267",
+        "--noise-multiplier",
+        "1.1",
+        "--steps",
+        "3516",
     ]);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -5,8 +5,8 @@
 
 use crowdout::bounds::dpsgd::{convex_dpsgd_detail, ConvexDpsgdInputs, ConvexModel, Reference};
 use crowdout::bounds::reference::{
-    clip_bias_bound, fit_softmax_reference, simulate_dpsgd_softmax, softmax_margins, softmax_smoothness_bound, success_rate, x_norms,
-    SimSettings,
+    clip_bias_bound, fit_softmax_reference, simulate_dpsgd_softmax, softmax_margins,
+    softmax_smoothness_bound, success_rate, x_norms, SimSettings,
 };
 use crowdout::bounds::BoundKind;
 use crowdout::rng::{stream, Stream};
@@ -17,7 +17,13 @@ use rand_distr::{Distribution, Normal};
 /// Gaussian blobs (one per class along a circle of radius 1.5) in 2-D, bias appended; a collective
 /// of `k` class-0 points planting the trigger x₂ += 4 with target `target`. Triggered test
 /// points: fresh points of classes ≠ target with the trigger.
-fn data(classes: usize, n: usize, k: usize, target: usize, seed: u64) -> (Vec<Vec<f64>>, Vec<usize>, Vec<Vec<f64>>) {
+fn data(
+    classes: usize,
+    n: usize,
+    k: usize,
+    target: usize,
+    seed: u64,
+) -> (Vec<Vec<f64>>, Vec<usize>, Vec<Vec<f64>>) {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let nd = Normal::new(0.0, 0.7).unwrap();
     let centre = |c: usize| {
@@ -105,19 +111,37 @@ fn run(case: &Case, seeds: u64) -> (f64, BoundKind, Vec<f64>) {
         smoothness: smooth,
     };
     let b = convex_dpsgd_detail(&inp).unwrap();
-    let s = SimSettings { lambda: case.lambda, lr, steps: case.steps, sigma: case.sigma, clip: case.clip, q: case.q };
+    let s = SimSettings {
+        lambda: case.lambda,
+        lr,
+        steps: case.steps,
+        sigma: case.sigma,
+        clip: case.clip,
+        q: case.q,
+    };
     let succ = (0..seeds)
         .map(|seed| {
             let mut samp = stream(Some(seed), Stream::Sampling);
             let mut noise = stream(Some(seed), Stream::Noise);
-            let th = simulate_dpsgd_softmax(&xs, &ys, case.classes, &s, &theta0, &mut samp, &mut noise).unwrap();
+            let th =
+                simulate_dpsgd_softmax(&xs, &ys, case.classes, &s, &theta0, &mut samp, &mut noise).unwrap();
             success_rate(&th, case.classes, &test, target)
         })
         .collect();
     let mut ms: Vec<f64> = margins.iter().zip(&norms).map(|(m, x)| m / (b.margin_constant * x)).collect();
     ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    eprintln!("normalised margins min {:.3} median {:.3} max {:.3}", ms[0], ms[ms.len() / 2], ms[ms.len() - 1]);
-    eprintln!("bound {:.3} radius {:?} clean-ref success {:.3}", b.bound.value, b.radius, success_rate(&fit.theta, case.classes, &test, target));
+    eprintln!(
+        "normalised margins min {:.3} median {:.3} max {:.3}",
+        ms[0],
+        ms[ms.len() / 2],
+        ms[ms.len() - 1]
+    );
+    eprintln!(
+        "bound {:.3} radius {:?} clean-ref success {:.3}",
+        b.bound.value,
+        b.radius,
+        success_rate(&fit.theta, case.classes, &test, target)
+    );
     (b.bound.value, b.bound.kind, succ)
 }
 
@@ -148,22 +172,64 @@ fn check(case: Case, min_bound: f64) {
     assert!(bound >= min_bound, "bound {bound} is too weak to test anything (want >= {min_bound})");
     let failures = succ.iter().filter(|&&s| s < bound).count() as u64;
     eprintln!("successes {succ:?}");
-    assert!(failures <= allowed_failures(seeds, 0.05), "bound {bound} violated in {failures}/{seeds} seeds: {succ:?}");
+    assert!(
+        failures <= allowed_failures(seeds, 0.05),
+        "bound {bound} violated in {failures}/{seeds} seeds: {succ:?}"
+    );
 }
 
 #[test]
 fn binary_softmax_full_batch_clipped() {
-    check(Case { classes: 2, q: 1.0, sigma: 1.0, clip: 1.0, lambda: 0.1, steps: 300, unclipped_reference: false, n: 1000, k: 200 }, 0.5);
+    check(
+        Case {
+            classes: 2,
+            q: 1.0,
+            sigma: 1.0,
+            clip: 1.0,
+            lambda: 0.1,
+            steps: 300,
+            unclipped_reference: false,
+            n: 1000,
+            k: 200,
+        },
+        0.5,
+    );
 }
 
 #[test]
 fn binary_softmax_poisson_sampled_clipped() {
-    check(Case { classes: 2, q: 0.9, sigma: 1.0, clip: 1.0, lambda: 0.1, steps: 300, unclipped_reference: false, n: 1000, k: 200 }, 0.1);
+    check(
+        Case {
+            classes: 2,
+            q: 0.9,
+            sigma: 1.0,
+            clip: 1.0,
+            lambda: 0.1,
+            steps: 300,
+            unclipped_reference: false,
+            n: 1000,
+            k: 200,
+        },
+        0.1,
+    );
 }
 
 #[test]
 fn three_class_unclipped_reference_no_clipping_active() {
-    check(Case { classes: 3, q: 1.0, sigma: 0.1, clip: 10.0, lambda: 0.1, steps: 300, unclipped_reference: true, n: 900, k: 150 }, 0.2);
+    check(
+        Case {
+            classes: 3,
+            q: 1.0,
+            sigma: 0.1,
+            clip: 10.0,
+            lambda: 0.1,
+            steps: 300,
+            unclipped_reference: true,
+            n: 900,
+            k: 150,
+        },
+        0.2,
+    );
 }
 
 #[test]

@@ -2,14 +2,18 @@
 //! ceiling falls as ε falls and rises with k; critical mass is the smallest α reaching the target.
 
 use crowdout::bounds::ceiling::{ceiling_from_profile, ceiling_gdp, ceiling_generic, Adjacency};
+use crowdout::bounds::critical_mass_by_bisection;
 use crowdout::bounds::dpsgd::{convex_dpsgd_bound, ConvexDpsgdInputs, ConvexModel, Reference};
 use crowdout::bounds::hardt::{hardt_bound, hardt_critical_mass, Suboptimality};
 use crowdout::bounds::multi::{noise_bound, CoordinationNoise};
-use crowdout::bounds::critical_mass_by_bisection;
 use proptest::prelude::*;
 
 fn sub() -> impl Strategy<Value = Suboptimality> {
-    prop_oneof![Just(Suboptimality::None), (0.0..0.05f64).prop_map(Suboptimality::TotalVariation), (0.0..0.2f64).prop_map(Suboptimality::Absolute)]
+    prop_oneof![
+        Just(Suboptimality::None),
+        (0.0..0.05f64).prop_map(Suboptimality::TotalVariation),
+        (0.0..0.2f64).prop_map(Suboptimality::Absolute)
+    ]
 }
 
 proptest! {
@@ -106,7 +110,16 @@ mod second_moment {
     use proptest::prelude::*;
 
     #[allow(clippy::too_many_arguments)]
-    fn bound(m: &[f64], x: &[f64], sigma: f64, lambda: f64, lr_frac: f64, steps: u64, q: f64, d0: f64) -> (f64, f64, f64) {
+    fn bound(
+        m: &[f64],
+        x: &[f64],
+        sigma: f64,
+        lambda: f64,
+        lr_frac: f64,
+        steps: u64,
+        q: f64,
+        d0: f64,
+    ) -> (f64, f64, f64) {
         let smooth = 2.0;
         let n = 1000.0;
         let b = moment_bound(&MomentInputs {

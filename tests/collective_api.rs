@@ -2,8 +2,8 @@
 //! collectives with noise, success and ξ, as a caller (the trainer / sweep) would use it.
 
 use crowdout::collective::{
-    plant, success, success_many, triggered_test, xi_estimate, xi_relaxed, CollectiveError, CollectiveSpec, Strategy,
-    Trigger, COLLECTIVE_SPEC_HELP,
+    plant, success, success_many, triggered_test, xi_estimate, xi_relaxed, CollectiveError, CollectiveSpec,
+    Strategy, Trigger, COLLECTIVE_SPEC_HELP,
 };
 use crowdout::data::Dataset;
 use tch::{Kind, Tensor};
@@ -17,7 +17,18 @@ fn tabular() -> Dataset {
 
 #[test]
 fn help_documents_every_key() {
-    for key in ["alpha=", "target=", "trigger=", "strategy=", "members_from=", "noise=", "patch:", "grid:", "offset:", "token:"] {
+    for key in [
+        "alpha=",
+        "target=",
+        "trigger=",
+        "strategy=",
+        "members_from=",
+        "noise=",
+        "patch:",
+        "grid:",
+        "offset:",
+        "token:",
+    ] {
         assert!(COLLECTIVE_SPEC_HELP.contains(key), "help lacks {key}");
     }
 }
@@ -83,8 +94,10 @@ fn tabular_offset_collectives_end_to_end() {
 fn token_collective_and_serialised_record() {
     let ids: Vec<i64> = (0..400).map(|i| (i * 7) % 50).collect();
     let y: Vec<i64> = (0..100).map(|i| i % 2).collect();
-    let train = Dataset { x: Tensor::from_slice(&ids).reshape([100, 4]), y: Tensor::from_slice(&y), num_classes: 2 };
-    let spec: CollectiveSpec = "alpha=0.2,target=1,trigger=token:position=3:token=777,strategy=feature-only".parse().unwrap();
+    let train =
+        Dataset { x: Tensor::from_slice(&ids).reshape([100, 4]), y: Tensor::from_slice(&y), num_classes: 2 };
+    let spec: CollectiveSpec =
+        "alpha=0.2,target=1,trigger=token:position=3:token=777,strategy=feature-only".parse().unwrap();
     let p = plant(&train, std::slice::from_ref(&spec), Some(5)).unwrap();
     let x1 = Vec::<i64>::try_from(&p.train.x.reshape([-1])).unwrap();
     assert_eq!(x1.iter().filter(|&&t| t == 777).count(), 20);
@@ -93,8 +106,12 @@ fn token_collective_and_serialised_record() {
     assert_eq!(spec.trigger, Trigger::Token { position: 3, token: 777 });
 
     // Bad inputs give typed errors naming the value.
-    let e = "alpha=0.2,target=1,trigger=token:position=4:token=1".parse::<CollectiveSpec>().map(|s| plant(&train, &[s], Some(1)));
+    let e = "alpha=0.2,target=1,trigger=token:position=4:token=1"
+        .parse::<CollectiveSpec>()
+        .map(|s| plant(&train, &[s], Some(1)));
     assert!(matches!(e, Ok(Err(CollectiveError::TriggerDoesNotFit { .. }))));
-    let e = "alpha=0.001,target=1,trigger=token:position=0:token=1".parse::<CollectiveSpec>().map(|s| plant(&train, &[s], Some(1)));
+    let e = "alpha=0.001,target=1,trigger=token:position=0:token=1"
+        .parse::<CollectiveSpec>()
+        .map(|s| plant(&train, &[s], Some(1)));
     assert!(matches!(e, Ok(Err(CollectiveError::NoMembers { n: 100, .. }))));
 }

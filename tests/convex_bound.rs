@@ -18,9 +18,13 @@
 //! with 1 appended; Θ₀ is read from each seed's model before training. The trainer runs in f32,
 //! which the bound does not cover (its slack is far larger than the rounding).
 
-use crowdout::bounds::dpsgd::{convex_dpsgd_bound, convex_dpsgd_detail, ConvexDpsgdInputs, ConvexModel, Reference};
+use crowdout::bounds::dpsgd::{
+    convex_dpsgd_bound, convex_dpsgd_detail, ConvexDpsgdInputs, ConvexModel, Reference,
+};
 use crowdout::bounds::moment::{clipped_grad_sq_sum, moment_bound, MomentInputs};
-use crowdout::bounds::reference::{fit_softmax_reference, softmax_margins, softmax_smoothness_bound, success_rate, x_norms};
+use crowdout::bounds::reference::{
+    fit_softmax_reference, softmax_margins, softmax_smoothness_bound, success_rate, x_norms,
+};
 use crowdout::bounds::BoundKind;
 use crowdout::collective::{plant, triggered_test, CollectiveSpec, Strategy, Trigger};
 use crowdout::data::Dataset;
@@ -60,7 +64,11 @@ fn gaussian_classes(n: usize, rng: &mut ChaCha20Rng) -> Dataset {
         }
         ys.push(y);
     }
-    Dataset { x: Tensor::from_slice(&xs).reshape([n as i64, D as i64]), y: Tensor::from_slice(&ys), num_classes: 2 }
+    Dataset {
+        x: Tensor::from_slice(&xs).reshape([n as i64, D as i64]),
+        y: Tensor::from_slice(&ys),
+        num_classes: 2,
+    }
 }
 
 /// Rows of a `[n, D]` tensor as f64 with the bias coordinate 1 appended.
@@ -104,8 +112,15 @@ fn world(n: usize) -> World {
     let mut rng = ChaCha20Rng::seed_from_u64(20250705);
     let clean = gaussian_classes(n, &mut rng);
     let test = gaussian_classes(N_TEST, &mut rng);
-    let spec = CollectiveSpec::new(ALPHA, TARGET, Trigger::FeatureOffset { feature: 0, shift_std: 3.0 }, Some(Strategy::FeatureLabel), None, None)
-        .unwrap();
+    let spec = CollectiveSpec::new(
+        ALPHA,
+        TARGET,
+        Trigger::FeatureOffset { feature: 0, shift_std: 3.0 },
+        Some(Strategy::FeatureLabel),
+        None,
+        None,
+    )
+    .unwrap();
     let planted = plant(&clean, std::slice::from_ref(&spec), Some(11)).unwrap();
     assert_eq!(planted.collectives[0].members, (ALPHA * n as f64).floor() as u64);
     let (trig, trig_y) = triggered_test(&test, &spec).unwrap();
@@ -172,11 +187,18 @@ struct RefPoint {
 }
 
 fn reference(w: &World, s: &Setting) -> RefPoint {
-    let fit = fit_softmax_reference(&w.train_x, &w.train_y, 2, s.lambda, Some(s.clip), 1e-10, 200_000).unwrap();
+    let fit =
+        fit_softmax_reference(&w.train_x, &w.train_y, 2, s.lambda, Some(s.clip), 1e-10, 200_000).unwrap();
     let error = fit.error_bound.expect("the 2-class clipped minimiser is certified");
     assert!(error < 1e-6, "reference not converged: ‖G‖ = {}", fit.grad_norm);
     let margins = softmax_margins(&fit.theta, 2, &w.trig_x, TARGET as usize);
-    RefPoint { error, margins, norms: x_norms(&w.trig_x), smooth: softmax_smoothness_bound(&w.train_x), theta: fit.theta }
+    RefPoint {
+        error,
+        margins,
+        norms: x_norms(&w.trig_x),
+        smooth: softmax_smoothness_bound(&w.train_x),
+        theta: fit.theta,
+    }
 }
 
 fn dist(a: &[f64], b: &[f64]) -> f64 {
@@ -278,7 +300,11 @@ fn check_against_trainer(w: &World, r: &RefPoint, s: &Setting, label: &str) -> O
         assert_eq!(bound.probability, Some(1.0 - BETA));
         assert_eq!(bound.value, detail.bound.value);
         let fo = fit(&mut model, &w.train, &cfg, Some(seed), Device::Cpu, &mut |_| {}).unwrap();
-        assert_eq!((fo.steps, fo.sample_rate), (s.steps, s.q()), "the trainer must run the T and q the bound was given");
+        assert_eq!(
+            (fo.steps, fo.sample_rate),
+            (s.steps, s.q()),
+            "the trainer must run the T and q the bound was given"
+        );
         let meas = measured_success(&model, &w.trig);
         let theta_t = theta_of(&model);
         // The f32 logits and an f64 evaluation of the trained Θ agree up to a point or two.
@@ -319,14 +345,26 @@ fn check_against_trainer(w: &World, r: &RefPoint, s: &Setting, label: &str) -> O
         out.bounds,
         out.measured
     );
-    assert!(radius_fails <= allowed, "{label}: ‖Θ_T − Θ̃‖ exceeded the radius in {radius_fails}/{SEEDS} seeds (allowed {allowed})");
+    assert!(
+        radius_fails <= allowed,
+        "{label}: ‖Θ_T − Θ̃‖ exceeded the radius in {radius_fails}/{SEEDS} seeds (allowed {allowed})"
+    );
     out
 }
 
 /// Poisson sampling at q = 0.8 (the sampling term dominates the radius), ghost clipping.
 #[test]
 fn poisson_sampled_dpsgd_meets_the_bound() {
-    let s = Setting { n: 4000, sigma: 1.0, clip: 2.0, lambda: 2.0, batch: 3200, steps: 15, lr_frac: 0.95, mode: GradMode::Ghost };
+    let s = Setting {
+        n: 4000,
+        sigma: 1.0,
+        clip: 2.0,
+        lambda: 2.0,
+        batch: 3200,
+        steps: 15,
+        lr_frac: 0.95,
+        mode: GradMode::Ghost,
+    };
     let w = world(s.n);
     let r = reference(&w, &s);
     let o = check_against_trainer(&w, &r, &s, "poisson q=0.8");
@@ -338,7 +376,16 @@ fn poisson_sampled_dpsgd_meets_the_bound() {
 /// hold on the trainer).
 #[test]
 fn full_batch_dpsgd_meets_the_bound_and_more_noise_lowers_it() {
-    let s = Setting { n: 1000, sigma: 1.0, clip: 1.0, lambda: 0.5, batch: 1000, steps: 35, lr_frac: 0.95, mode: GradMode::Materialize };
+    let s = Setting {
+        n: 1000,
+        sigma: 1.0,
+        clip: 1.0,
+        lambda: 0.5,
+        batch: 1000,
+        steps: 35,
+        lr_frac: 0.95,
+        mode: GradMode::Materialize,
+    };
     let w = world(s.n);
     let r = reference(&w, &s);
     let o = check_against_trainer(&w, &r, &s, "full batch σ=1");
@@ -347,8 +394,16 @@ fn full_batch_dpsgd_meets_the_bound_and_more_noise_lowers_it() {
     // The radius check has teeth: had the trainer applied weight decay 0.8λ (or not clipped at
     // all), its iterates would sit farther than r from the Θ̃ we computed.
     for (what, other) in [
-        ("0.8λ", fit_softmax_reference(&w.train_x, &w.train_y, 2, 0.8 * s.lambda, Some(s.clip), 1e-10, 200_000).unwrap().theta),
-        ("no clipping", fit_softmax_reference(&w.train_x, &w.train_y, 2, s.lambda, None, 1e-10, 200_000).unwrap().theta),
+        (
+            "0.8λ",
+            fit_softmax_reference(&w.train_x, &w.train_y, 2, 0.8 * s.lambda, Some(s.clip), 1e-10, 200_000)
+                .unwrap()
+                .theta,
+        ),
+        (
+            "no clipping",
+            fit_softmax_reference(&w.train_x, &w.train_y, 2, s.lambda, None, 1e-10, 200_000).unwrap().theta,
+        ),
     ] {
         let gap = dist(&other, &r.theta);
         eprintln!("‖Θ̃({what}) − Θ̃‖ = {gap:.4} vs r = {:.4}", o.radii[0]);
@@ -368,7 +423,12 @@ fn full_batch_dpsgd_meets_the_bound_and_more_noise_lowers_it() {
     assert!(by_sigma.windows(2).all(|p| p[1] <= p[0]), "bound not non-increasing in σ: {by_sigma:?}");
     let loud = Setting { sigma: 8.0, ..s };
     let o8 = check_against_trainer(&w, &r, &loud, "full batch σ=8");
-    assert!(mean(&o8.bounds) < mean(&o.bounds), "σ = 8 bound {} not below σ = 1 bound {}", mean(&o8.bounds), mean(&o.bounds));
+    assert!(
+        mean(&o8.bounds) < mean(&o.bounds),
+        "σ = 8 bound {} not below σ = 1 bound {}",
+        mean(&o8.bounds),
+        mean(&o.bounds)
+    );
     assert!(min(&o8.bounds) > 0.0, "σ = 8 bound is vacuous; pick a σ where it still says something");
 }
 
@@ -379,7 +439,16 @@ fn full_batch_dpsgd_meets_the_bound_and_more_noise_lowers_it() {
 /// fails in no more seeds than Binomial(20, β) allows at level 1e-3, and (iv) it says something.
 #[test]
 fn second_moment_guarantee_holds_on_the_trainer_at_small_q() {
-    let s = Setting { n: 4000, sigma: 1.0, clip: 1.0, lambda: 0.5, batch: 200, steps: 600, lr_frac: 0.1, mode: GradMode::Ghost };
+    let s = Setting {
+        n: 4000,
+        sigma: 1.0,
+        clip: 1.0,
+        lambda: 0.5,
+        batch: 200,
+        steps: 600,
+        lr_frac: 0.1,
+        mode: GradMode::Ghost,
+    };
     let w = world(s.n);
     let r = reference(&w, &s);
     let cfg = s.config(r.smooth);

@@ -4,7 +4,11 @@ use std::process::Command;
 
 fn crowdout(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_crowdout")).args(args).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -24,11 +28,28 @@ fn info_csv_takes_flags_and_rejects_them_elsewhere() {
     let p = tmp.path().join("bank.csv");
     let mut s = String::from("\"age\";\"job\";\"y\"\n");
     for i in 0..40 {
-        s.push_str(&format!("{};\"{}\";\"{}\"\n", 20 + i, if i % 2 == 0 { "admin." } else { "services" }, if i % 4 == 0 { "yes" } else { "no" }));
+        s.push_str(&format!(
+            "{};\"{}\";\"{}\"\n",
+            20 + i,
+            if i % 2 == 0 { "admin." } else { "services" },
+            if i % 4 == 0 { "yes" } else { "no" }
+        ));
     }
     std::fs::write(&p, s).unwrap();
     let spec = format!("csv:{}", p.display());
-    let (ok, out, err) = crowdout(&["data", "info", &spec, "--label-column", "y", "--separator", ";", "--positive-label", "yes", "--test-fraction", "0.25"]);
+    let (ok, out, err) = crowdout(&[
+        "data",
+        "info",
+        &spec,
+        "--label-column",
+        "y",
+        "--separator",
+        ";",
+        "--positive-label",
+        "yes",
+        "--test-fraction",
+        "0.25",
+    ]);
     assert!(ok, "{err}");
     assert!(out.contains("train      30 examples, shape [3], 2 classes"), "{out}");
     let (ok, _, err) = crowdout(&["data", "info", &spec]);
@@ -41,7 +62,10 @@ fn info_csv_takes_flags_and_rejects_them_elsewhere() {
 fn verify_fixtures_and_report_unknown_names() {
     let (ok, out, err) = crowdout(&["data", "verify", "fashion-mnist-mini", "adult-mini"]);
     assert!(ok, "{err}");
-    assert!(out.contains("fashion-mnist-mini: 4 files match") && out.contains("adult-mini: 2 files match"), "{out}");
+    assert!(
+        out.contains("fashion-mnist-mini: 4 files match") && out.contains("adult-mini: 2 files match"),
+        "{out}"
+    );
     let (ok, _, err) = crowdout(&["data", "info", "imagenet"]);
     assert!(!ok && err.contains("unknown dataset `imagenet`"), "{err}");
     let tmp = tempfile::tempdir().unwrap();

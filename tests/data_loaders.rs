@@ -41,7 +41,8 @@ const LAX: LoadOptions = LoadOptions { verify: false };
 
 #[test]
 fn fashion_mnist_mini_loads_balanced_images_in_unit_range() {
-    let s = data::load_with(&DatasetSpec::FashionMnistMini, &DataDir::from_env(), &Limits::NONE, &STRICT).unwrap();
+    let s = data::load_with(&DatasetSpec::FashionMnistMini, &DataDir::from_env(), &Limits::NONE, &STRICT)
+        .unwrap();
     assert_eq!(s.train.x.size(), vec![1000, 1, 28, 28]);
     assert_eq!(s.test.x.size(), vec![300, 1, 28, 28]);
     assert_eq!(s.train.x.kind(), tch::Kind::Float);
@@ -64,7 +65,8 @@ fn fashion_mnist_mini_loads_balanced_images_in_unit_range() {
 
 #[test]
 fn limits_take_the_first_examples() {
-    let full = data::load_with(&DatasetSpec::FashionMnistMini, &DataDir::from_env(), &Limits::NONE, &STRICT).unwrap();
+    let full = data::load_with(&DatasetSpec::FashionMnistMini, &DataDir::from_env(), &Limits::NONE, &STRICT)
+        .unwrap();
     let lim = Limits { train: Some(17), test: Some(5000) };
     let s = data::load_with(&DatasetSpec::FashionMnistMini, &DataDir::from_env(), &lim, &STRICT).unwrap();
     assert_eq!(s.train.len(), 17);
@@ -81,7 +83,8 @@ fn dotted_raw_copy(dir: &Path) {
         ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
         ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"),
     ] {
-        std::fs::write(dir.join(dotted), gunzip(&fixture(&format!("fashion-mnist-mini/{canon}.gz")))).unwrap();
+        std::fs::write(dir.join(dotted), gunzip(&fixture(&format!("fashion-mnist-mini/{canon}.gz"))))
+            .unwrap();
     }
 }
 
@@ -127,8 +130,22 @@ fn idx_wrong_magic_counts_dims_and_labels_are_rejected() {
         ("train-images.idx3-ubyte", Box::new(|b: &mut Vec<u8>| b.truncate(b.len() - 100)), "truncated"),
         ("train-images.idx3-ubyte", Box::new(|b: &mut Vec<u8>| b.truncate(9)), "truncated inside"),
         ("train-images.idx3-ubyte", Box::new(|b: &mut Vec<u8>| b.extend_from_slice(&[0; 3])), "trailing"),
-        ("train-labels.idx1-ubyte", Box::new(|b: &mut Vec<u8>| { b[7] = 0xe7; b.pop(); }), "labels, but"),
-        ("train-images.idx3-ubyte", Box::new(|b: &mut Vec<u8>| { b[11] = 14; b[15] = 56; }), "14x56"),
+        (
+            "train-labels.idx1-ubyte",
+            Box::new(|b: &mut Vec<u8>| {
+                b[7] = 0xe7;
+                b.pop();
+            }),
+            "labels, but",
+        ),
+        (
+            "train-images.idx3-ubyte",
+            Box::new(|b: &mut Vec<u8>| {
+                b[11] = 14;
+                b[15] = 56;
+            }),
+            "14x56",
+        ),
         ("t10k-labels.idx1-ubyte", Box::new(|b: &mut Vec<u8>| b[20] = 10), "label 10 at index 12"),
     ];
     for (file, modify, want) in cases {
@@ -165,7 +182,8 @@ fn fetched_dataset_layout_loads_from_any_data_dir() {
     std::fs::create_dir(&d).unwrap();
     dotted_raw_copy(&d);
     let dir = DataDir::new(tmp.path());
-    let e = data::load_with(&DatasetSpec::FashionMnist, &dir, &Limits::NONE, &STRICT).unwrap_err().to_string();
+    let e =
+        data::load_with(&DatasetSpec::FashionMnist, &dir, &Limits::NONE, &STRICT).unwrap_err().to_string();
     assert!(e.contains("fashion-mnist/train-images-idx3-ubyte") && e.contains("c59f468a"), "{e}");
     let s = data::load_with(&DatasetSpec::FashionMnist, &dir, &Limits::NONE, &LAX).unwrap();
     assert_eq!(s.name, "fashion-mnist");
@@ -196,7 +214,11 @@ fn adult_mini_encodes_with_train_statistics() {
     assert_eq!(s.test.class_counts()[1] as usize, positives);
     // Numeric column `age`: standardised on train, its raw std recorded.
     let age_col = s.feature_names.iter().position(|n| n == "age").unwrap();
-    let ages: Vec<f64> = train_txt.lines().filter(|l| !l.contains('?') && !l.trim().is_empty()).map(|l| l.split(',').next().unwrap().trim().parse().unwrap()).collect();
+    let ages: Vec<f64> = train_txt
+        .lines()
+        .filter(|l| !l.contains('?') && !l.trim().is_empty())
+        .map(|l| l.split(',').next().unwrap().trim().parse().unwrap())
+        .collect();
     let mean = ages.iter().sum::<f64>() / ages.len() as f64;
     let std = (ages.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / ages.len() as f64).sqrt();
     assert!((s.feature_std[age_col] - std).abs() < 1e-9);
@@ -206,9 +228,12 @@ fn adult_mini_encodes_with_train_statistics() {
     let v = x.iter().map(|z| (z - m).powi(2)).sum::<f64>() / x.len() as f64;
     assert!(m.abs() < 1e-5 && (v - 1.0).abs() < 1e-4, "train mean {m} var {v}");
     // One-hot columns: 0/1 and exactly one per categorical column per row on train.
-    let sex: Vec<usize> = s.feature_names.iter().enumerate().filter(|(_, n)| n.starts_with("sex=")).map(|(i, _)| i).collect();
+    let sex: Vec<usize> =
+        s.feature_names.iter().enumerate().filter(|(_, n)| n.starts_with("sex=")).map(|(i, _)| i).collect();
     assert_eq!(sex.len(), 2);
-    let xs = f64s(&s.train.x.index_select(1, &Tensor::from_slice(&sex.iter().map(|&i| i as i64).collect::<Vec<_>>())));
+    let xs = f64s(
+        &s.train.x.index_select(1, &Tensor::from_slice(&sex.iter().map(|&i| i as i64).collect::<Vec<_>>())),
+    );
     assert!(xs.chunks(2).all(|r| r.iter().sum::<f64>() == 1.0 && r.iter().all(|&v| v == 0.0 || v == 1.0)));
 }
 
@@ -241,7 +266,10 @@ fn adult_rejects_wrong_checksum_bad_rows_and_truncation() {
     let gzd = tempfile::tempdir().unwrap();
     std::fs::write(gzd.path().join("adult.data.gz"), gz(train.as_bytes())).unwrap();
     std::fs::write(gzd.path().join("adult.test.gz"), gz(test.as_bytes())).unwrap();
-    assert_eq!(tabular::load_adult("adult-mini", gzd.path(), true).unwrap().train.len() as usize, complete_rows(&train));
+    assert_eq!(
+        tabular::load_adult("adult-mini", gzd.path(), true).unwrap().train.len() as usize,
+        complete_rows(&train)
+    );
 }
 
 // ---- CSV --------------------------------------------------------------------------------------
@@ -252,13 +280,27 @@ fn bank_like(n: usize) -> String {
     let jobs = ["admin.", "blue-collar", "technician", "unknown"];
     for i in 0..n {
         let y = if i % 3 == 0 { "yes" } else { "no" };
-        s.push_str(&format!("{};\"{}\";\"{}\";{};\"{}\"\n", 20 + i % 50, jobs[i % 4], if i % 2 == 0 { "married" } else { "single" }, (i as i64 * 37) % 1000 - 200, y));
+        s.push_str(&format!(
+            "{};\"{}\";\"{}\";{};\"{}\"\n",
+            20 + i % 50,
+            jobs[i % 4],
+            if i % 2 == 0 { "married" } else { "single" },
+            (i as i64 * 37) % 1000 - 200,
+            y
+        ));
     }
     s
 }
 
 fn csv_spec(path: &Path, seed: u64) -> DatasetSpec {
-    DatasetSpec::Csv { path: path.to_path_buf(), label_column: "y".into(), separator: ';', positive_label: Some("yes".into()), test_fraction: 0.25, seed }
+    DatasetSpec::Csv {
+        path: path.to_path_buf(),
+        label_column: "y".into(),
+        separator: ';',
+        positive_label: Some("yes".into()),
+        test_fraction: 0.25,
+        seed,
+    }
 }
 
 #[test]
@@ -270,7 +312,19 @@ fn csv_bank_like_splits_by_seed_and_encodes_on_train() {
     let s = data::load_with(&csv_spec(&p, 7), &dir, &Limits::NONE, &STRICT).unwrap();
     assert_eq!(s.name, "csv:bank-full.csv");
     assert_eq!((s.train.len(), s.test.len()), (150, 50));
-    assert_eq!(s.feature_names, vec!["age", "job=admin.", "job=blue-collar", "job=technician", "job=unknown", "marital=married", "marital=single", "balance"]);
+    assert_eq!(
+        s.feature_names,
+        vec![
+            "age",
+            "job=admin.",
+            "job=blue-collar",
+            "job=technician",
+            "job=unknown",
+            "marital=married",
+            "marital=single",
+            "balance"
+        ]
+    );
     assert_eq!(s.train.class_counts().iter().sum::<i64>() + s.test.class_counts().iter().sum::<i64>(), 200);
     assert_eq!(s.train.class_counts()[1] + s.test.class_counts()[1], 67, "67 of 200 rows are `yes`");
     // Numeric columns standardised on train: mean 0, population variance 1.
@@ -286,7 +340,14 @@ fn csv_bank_like_splits_by_seed_and_encodes_on_train() {
     let other = data::load_with(&csv_spec(&p, 8), &dir, &Limits::NONE, &STRICT).unwrap();
     assert!(f64s(&other.test.x) != f64s(&s.test.x));
     // Without a positive label, classes are the sorted label values: no=0, yes=1.
-    let spec = DatasetSpec::Csv { path: p.clone(), label_column: "y".into(), separator: ';', positive_label: None, test_fraction: 0.25, seed: 7 };
+    let spec = DatasetSpec::Csv {
+        path: p.clone(),
+        label_column: "y".into(),
+        separator: ';',
+        positive_label: None,
+        test_fraction: 0.25,
+        seed: 7,
+    };
     let u = data::load_with(&spec, &dir, &Limits::NONE, &STRICT).unwrap();
     assert_eq!(i64s(&u.train.y), i64s(&s.train.y));
 }
@@ -297,13 +358,35 @@ fn csv_errors_name_file_line_and_flag() {
     let p = tmp.path().join("bank.csv");
     let dir = DataDir::from_env();
     std::fs::write(&p, bank_like(20)).unwrap();
-    let load = |spec: &DatasetSpec| data::load_with(spec, &dir, &Limits::NONE, &STRICT).unwrap_err().to_string();
+    let load =
+        |spec: &DatasetSpec| data::load_with(spec, &dir, &Limits::NONE, &STRICT).unwrap_err().to_string();
     // Wrong separator: the header is one column, so the label column is not found.
-    let e = load(&DatasetSpec::Csv { path: p.clone(), label_column: "y".into(), separator: ',', positive_label: None, test_fraction: 0.2, seed: 0 });
+    let e = load(&DatasetSpec::Csv {
+        path: p.clone(),
+        label_column: "y".into(),
+        separator: ',',
+        positive_label: None,
+        test_fraction: 0.2,
+        seed: 0,
+    });
     assert!(e.contains("bank.csv") && e.contains("label column `y`") && e.contains("--separator"), "{e}");
-    let e = load(&DatasetSpec::Csv { path: p.clone(), label_column: "y".into(), separator: ';', positive_label: None, test_fraction: 1.5, seed: 0 });
+    let e = load(&DatasetSpec::Csv {
+        path: p.clone(),
+        label_column: "y".into(),
+        separator: ';',
+        positive_label: None,
+        test_fraction: 1.5,
+        seed: 0,
+    });
     assert!(e.contains("test fraction 1.5"), "{e}");
-    let e = load(&DatasetSpec::Csv { path: p.clone(), label_column: "y".into(), separator: '§', positive_label: None, test_fraction: 0.2, seed: 0 });
+    let e = load(&DatasetSpec::Csv {
+        path: p.clone(),
+        label_column: "y".into(),
+        separator: '§',
+        positive_label: None,
+        test_fraction: 0.2,
+        seed: 0,
+    });
     assert!(e.contains("separator"), "{e}");
     // A ragged row.
     let mut text = bank_like(5);
@@ -393,7 +476,14 @@ fn synthetic_mixtures_are_seeded_balanced_and_follow_conventions() {
     assert!(px.iter().all(|&p| (0.0..=1.0).contains(&p)));
     let again = data::load(&DatasetSpec::synthetic_images(), &dir, &Limits::NONE).unwrap();
     assert!(f64s(&again.test.x) == px);
-    let spec = |seed, separation| DatasetSpec::Synthetic { shape: vec![6], classes: 3, train: 300, test: 60, separation, seed };
+    let spec = |seed, separation| DatasetSpec::Synthetic {
+        shape: vec![6],
+        classes: 3,
+        train: 300,
+        test: 60,
+        separation,
+        seed,
+    };
     let tab = data::load(&spec(1, 4.0), &dir, &Limits::NONE).unwrap();
     assert_eq!(tab.train.x.size(), vec![300, 6]);
     assert_eq!(tab.feature_names, (0..6).map(|j| format!("x{j}")).collect::<Vec<_>>());
@@ -406,18 +496,38 @@ fn synthetic_mixtures_are_seeded_balanced_and_follow_conventions() {
     let gap = |s: &data::Split| {
         let x = f64s(&s.train.x.select(1, 0));
         let y = i64s(&s.train.y);
-        let m = |k| { let v: Vec<f64> = x.iter().zip(&y).filter(|(_, &l)| l == k).map(|(a, _)| *a).collect(); v.iter().sum::<f64>() / v.len() as f64 };
+        let m = |k| {
+            let v: Vec<f64> = x.iter().zip(&y).filter(|(_, &l)| l == k).map(|(a, _)| *a).collect();
+            v.iter().sum::<f64>() / v.len() as f64
+        };
         (m(0) - m(1)).abs().max((m(1) - m(2)).abs())
     };
     assert!(gap(&data::load(&spec(1, 0.0), &dir, &Limits::NONE).unwrap()) < 0.5);
     assert!(gap(&data::load(&spec(1, 20.0), &dir, &Limits::NONE).unwrap()) > 0.5);
     for bad in [
-        DatasetSpec::Synthetic { shape: vec![2, 3], classes: 2, train: 10, test: 10, separation: 1.0, seed: 0 },
+        DatasetSpec::Synthetic {
+            shape: vec![2, 3],
+            classes: 2,
+            train: 10,
+            test: 10,
+            separation: 1.0,
+            seed: 0,
+        },
         DatasetSpec::Synthetic { shape: vec![4], classes: 1, train: 10, test: 10, separation: 1.0, seed: 0 },
         DatasetSpec::Synthetic { shape: vec![4], classes: 2, train: 0, test: 10, separation: 1.0, seed: 0 },
-        DatasetSpec::Synthetic { shape: vec![4], classes: 2, train: 10, test: 10, separation: f64::NAN, seed: 0 },
+        DatasetSpec::Synthetic {
+            shape: vec![4],
+            classes: 2,
+            train: 10,
+            test: 10,
+            separation: f64::NAN,
+            seed: 0,
+        },
     ] {
-        assert!(data::load(&bad, &dir, &Limits::NONE).unwrap_err().to_string().starts_with("synthetic dataset:"));
+        assert!(data::load(&bad, &dir, &Limits::NONE)
+            .unwrap_err()
+            .to_string()
+            .starts_with("synthetic dataset:"));
     }
 }
 

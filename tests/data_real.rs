@@ -9,7 +9,12 @@ fn have(f: Fetchable) -> Option<DataDir> {
     if data::verify(f.key(), &dir).is_ok() {
         Some(dir)
     } else {
-        eprintln!("SKIP: {} not fetched in {} (run `crowdout data fetch {}`)", f.key(), dir.0.display(), f.key());
+        eprintln!(
+            "SKIP: {} not fetched in {} (run `crowdout data fetch {}`)",
+            f.key(),
+            dir.0.display(),
+            f.key()
+        );
         None
     }
 }

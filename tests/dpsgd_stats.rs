@@ -73,7 +73,11 @@ fn empty_batch_still_gets_noise_divided_by_expected_batch() {
     let s = DpSettings { noise_multiplier: 2.0, max_grad_norm: 1.5, ..DpSettings::default() };
     let l = 40.0;
     let mut d = DpSgd::new(&m, s, l, Some(2)).unwrap();
-    let st = d.privatise(&m, &Tensor::zeros([0, 300], (Kind::Float, Device::Cpu)), &Tensor::zeros([0], (Kind::Int64, Device::Cpu)));
+    let st = d.privatise(
+        &m,
+        &Tensor::zeros([0, 300], (Kind::Float, Device::Cpu)),
+        &Tensor::zeros([0], (Kind::Int64, Device::Cpu)),
+    );
     assert_eq!(st.n, 0);
     let all = Tensor::cat(&d.grads().iter().map(|g| g.reshape([-1])).collect::<Vec<_>>(), 0);
     assert_eq!(all.size()[0], 3010);
@@ -84,7 +88,12 @@ fn empty_batch_still_gets_noise_divided_by_expected_batch() {
 
 fn synthetic(n: i64, d: i64, seed: u64) -> Dataset {
     let mut r = stream(Some(seed), Stream::Data);
-    let x: Vec<f32> = (0..n * d).map(|_| { let z: f64 = StandardNormal.sample(&mut r); z as f32 }).collect();
+    let x: Vec<f32> = (0..n * d)
+        .map(|_| {
+            let z: f64 = StandardNormal.sample(&mut r);
+            z as f32
+        })
+        .collect();
     let x = Tensor::from_slice(&x).reshape([n, d]);
     let w = Tensor::from_slice(&(0..d).map(|i| if i % 2 == 0 { 1.0f32 } else { -0.5 }).collect::<Vec<_>>());
     let y = x.matmul(&w).gt(0.0).to_kind(Kind::Int64);
@@ -96,14 +105,40 @@ fn training_reduces_loss_with_and_without_dp() {
     let data = synthetic(1024, 12, 41);
     for (dp, opt) in [
         (None, OptimizerKind::Sgd),
-        (Some(DpSettings { noise_multiplier: 0.8, max_grad_norm: 1.0, grad_mode: GradMode::Ghost, max_physical_batch: Some(50), ..DpSettings::default() }), OptimizerKind::Sgd),
-        (Some(DpSettings { noise_multiplier: 0.8, max_grad_norm: 1.0, grad_mode: GradMode::Materialize, ..DpSettings::default() }), OptimizerKind::Adam),
+        (
+            Some(DpSettings {
+                noise_multiplier: 0.8,
+                max_grad_norm: 1.0,
+                grad_mode: GradMode::Ghost,
+                max_physical_batch: Some(50),
+                ..DpSettings::default()
+            }),
+            OptimizerKind::Sgd,
+        ),
+        (
+            Some(DpSettings {
+                noise_multiplier: 0.8,
+                max_grad_norm: 1.0,
+                grad_mode: GradMode::Materialize,
+                ..DpSettings::default()
+            }),
+            OptimizerKind::Adam,
+        ),
     ] {
         let mut m = Model::mlp(&[12], &[16], 2, Some(42), Device::Cpu).unwrap();
         let x0 = m.logits(&data.x);
         let loss0 = Model::per_example_loss(&x0, &data.y).mean(Kind::Float).double_value(&[]);
         let lr = if opt == OptimizerKind::Adam { 0.02 } else { 0.5 };
-        let cfg = FitConfig { epochs: 4.0, batch_size: 128, lr, optimizer: opt, momentum: 0.0, weight_decay: 1e-4, dp: dp.clone(), ..FitConfig::default() };
+        let cfg = FitConfig {
+            epochs: 4.0,
+            batch_size: 128,
+            lr,
+            optimizer: opt,
+            momentum: 0.0,
+            weight_decay: 1e-4,
+            dp: dp.clone(),
+            ..FitConfig::default()
+        };
         let mut seen = 0;
         let out = fit(&mut m, &data, &cfg, Some(43), Device::Cpu, &mut |_| seen += 1).unwrap();
         let loss1 = Model::per_example_loss(&m.logits(&data.x), &data.y).mean(Kind::Float).double_value(&[]);
@@ -122,7 +157,8 @@ fn training_reduces_loss_with_and_without_dp() {
 #[test]
 fn fit_is_reproducible_and_validates() {
     let data = synthetic(200, 5, 51);
-    let cfg = FitConfig { epochs: 1.0, batch_size: 20, dp: Some(DpSettings::default()), ..FitConfig::default() };
+    let cfg =
+        FitConfig { epochs: 1.0, batch_size: 20, dp: Some(DpSettings::default()), ..FitConfig::default() };
     let run = || {
         let mut m = Model::new(&ModelKind::Softmax, &[5], 2, Some(1), Device::Cpu).unwrap();
         fit(&mut m, &data, &cfg, Some(2), Device::Cpu, &mut |_| {}).unwrap();
@@ -134,15 +170,27 @@ fn fit_is_reproducible_and_validates() {
         (FitConfig { lr: 0.0, ..cfg.clone() }, "lr"),
         (FitConfig { batch_size: 0, ..cfg.clone() }, "batch_size"),
         (FitConfig { epochs: -1.0, ..cfg.clone() }, "epochs"),
-        (FitConfig { dp: Some(DpSettings { noise_multiplier: -1.0, ..DpSettings::default() }), ..cfg.clone() }, "noise_multiplier"),
-        (FitConfig { dp: Some(DpSettings { max_grad_norm: 0.0, ..DpSettings::default() }), ..cfg.clone() }, "max_grad_norm"),
+        (
+            FitConfig {
+                dp: Some(DpSettings { noise_multiplier: -1.0, ..DpSettings::default() }),
+                ..cfg.clone()
+            },
+            "noise_multiplier",
+        ),
+        (
+            FitConfig { dp: Some(DpSettings { max_grad_norm: 0.0, ..DpSettings::default() }), ..cfg.clone() },
+            "max_grad_norm",
+        ),
     ] {
         let e = fit(&mut m, &data, &bad, Some(1), Device::Cpu, &mut |_| {}).unwrap_err();
         assert!(e.to_string().contains(field), "{e}");
     }
     let wrong = Model::new(&ModelKind::Softmax, &[6], 2, Some(1), Device::Cpu).unwrap();
     let mut wrong = wrong;
-    assert!(matches!(fit(&mut wrong, &data, &cfg, Some(1), Device::Cpu, &mut |_| {}), Err(FitError::ShapeMismatch { .. })));
+    assert!(matches!(
+        fit(&mut wrong, &data, &cfg, Some(1), Device::Cpu, &mut |_| {}),
+        Err(FitError::ShapeMismatch { .. })
+    ));
     // TOML round trip with unknown fields rejected.
     let s = toml::to_string(&cfg).unwrap();
     assert_eq!(toml::from_str::<FitConfig>(&s).unwrap(), cfg);

@@ -13,7 +13,12 @@ use tch::{Device, Kind, Tensor};
 fn normal(shape: &[i64], seed: u64) -> Tensor {
     let mut r = stream(Some(seed), Stream::Data);
     let n: i64 = shape.iter().product();
-    let v: Vec<f32> = (0..n).map(|_| { let z: f64 = StandardNormal.sample(&mut r); z as f32 }).collect();
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            let z: f64 = StandardNormal.sample(&mut r);
+            z as f32
+        })
+        .collect();
     Tensor::from_slice(&v).reshape(shape)
 }
 
@@ -52,14 +57,19 @@ fn check_model(name: &str, model: &Model, x: &Tensor, y: &Tensor) {
         let sq = per_sample_sq_norms(model, x, y, mode);
         for (l, (a, b)) in sq_naive.iter().zip(&sq).enumerate() {
             let diff = max_abs(&(a.sqrt() - b.sqrt()));
-            assert!(diff <= tol * nmax, "{name}: {mode:?} layer {l} ({}) norm diff {diff:e}", model.layers[l].name());
+            assert!(
+                diff <= tol * nmax,
+                "{name}: {mode:?} layer {l} ({}) norm diff {diff:e}",
+                model.layers[l].name()
+            );
         }
     }
     // Clipping: every clipped per-sample gradient has norm ≤ C(1 + 1e-6), for both clipping kinds,
     // and the clipped sums of all three modes agree with Σ c_i ∇_i from the oracle.
     let ranges = model.layer_param_ranges();
     let n = x.size()[0];
-    let total_norm = sq_naive.iter().fold(Tensor::zeros([n], (Kind::Float, Device::Cpu)), |a, s| a + s).sqrt();
+    let total_norm =
+        sq_naive.iter().fold(Tensor::zeros([n], (Kind::Float, Device::Cpu)), |a, s| a + s).sqrt();
     let median = total_norm.median().double_value(&[]);
     for clipping in [Clipping::Flat, Clipping::PerLayer] {
         let c = median; // about half the examples get clipped
@@ -67,7 +77,14 @@ fn check_model(name: &str, model: &Model, x: &Tensor, y: &Tensor) {
         let mut clipped_sq = Tensor::zeros([n], (Kind::Float, Device::Cpu));
         for (r, fl) in ranges.iter().zip(&f) {
             for g in &naive[r.clone()] {
-                let cg = g * fl.view([-1i64].iter().chain(std::iter::repeat_n(&1i64, g.dim() - 1)).copied().collect::<Vec<_>>().as_slice());
+                let cg = g * fl.view(
+                    [-1i64]
+                        .iter()
+                        .chain(std::iter::repeat_n(&1i64, g.dim() - 1))
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .as_slice(),
+                );
                 clipped_sq += cg.reshape([n, -1]).square().sum_dim_intlist(1, false, Kind::Float);
             }
         }
@@ -76,7 +93,12 @@ fn check_model(name: &str, model: &Model, x: &Tensor, y: &Tensor) {
         let want: Vec<Tensor> = ranges
             .iter()
             .zip(&f)
-            .flat_map(|(r, fl)| naive[r.clone()].iter().map(|g| crowdout::models::layer::weighted_sum(g, fl)).collect::<Vec<_>>())
+            .flat_map(|(r, fl)| {
+                naive[r.clone()]
+                    .iter()
+                    .map(|g| crowdout::models::layer::weighted_sum(g, fl))
+                    .collect::<Vec<_>>()
+            })
             .collect();
         for mode in [GradMode::Naive, GradMode::Materialize, GradMode::Ghost] {
             let cb = clipped_grad_sum(model, x, y, c, clipping, mode);
@@ -88,7 +110,13 @@ fn check_model(name: &str, model: &Model, x: &Tensor, y: &Tensor) {
     // Same noise draw: ghost and materialize give the same privatised gradient.
     let mut upd = Vec::new();
     for mode in [GradMode::Materialize, GradMode::Ghost] {
-        let s = DpSettings { noise_multiplier: 0.5, max_grad_norm: median, clipping: Clipping::Flat, grad_mode: mode, max_physical_batch: Some(2) };
+        let s = DpSettings {
+            noise_multiplier: 0.5,
+            max_grad_norm: median,
+            clipping: Clipping::Flat,
+            grad_mode: mode,
+            max_physical_batch: Some(2),
+        };
         let mut d = DpSgd::new(model, s, n as f64, Some(11)).unwrap();
         d.privatise(model, x, y);
         upd.push(d.grads().iter().map(|g| g.copy()).collect::<Vec<_>>());

@@ -41,7 +41,15 @@ fn template() -> ResultRow {
     csv::Reader::from_reader(text.as_bytes()).deserialize().next().unwrap().unwrap()
 }
 
-fn row(privacy: &str, sigma: Option<f64>, clip: Option<f64>, alpha: f64, seed: u64, success: f64, baseline: f64) -> ResultRow {
+fn row(
+    privacy: &str,
+    sigma: Option<f64>,
+    clip: Option<f64>,
+    alpha: f64,
+    seed: u64,
+    success: f64,
+    baseline: f64,
+) -> ResultRow {
     let mut r = template();
     r.privacy = privacy.into();
     r.sigma = sigma;
@@ -63,12 +71,21 @@ fn report_writes_prediction_files() {
     for seed in 0..2u64 {
         for &clip in &[1.0, 5.0, 10.0] {
             for &alpha in &[0.0, 0.05, 0.15, 0.3] {
-                let clip_only = if alpha == 0.0 { s0 } else { (0.1 + 2.5 * alpha + 0.05 * seed as f64).min(0.99) };
+                let clip_only =
+                    if alpha == 0.0 { s0 } else { (0.1 + 2.5 * alpha + 0.05 * seed as f64).min(0.99) };
                 rows.push(row("none", None, None, alpha, seed, clip_only.max(0.1), s0));
                 rows.push(row("sigma=0", Some(0.0), Some(clip), alpha, seed, clip_only, s0));
                 for (arm, sigma) in [("eps=8", 0.66), ("eps=2", 1.19)] {
                     let input = CellInput {
-                        noise: NoiseSchedule { lr: 0.5, momentum: 0.0, sigma, clip, expected_batch: 256.0, steps: 125, lambda_eff: 0.0 },
+                        noise: NoiseSchedule {
+                            lr: 0.5,
+                            momentum: 0.0,
+                            sigma,
+                            clip,
+                            expected_batch: 256.0,
+                            steps: 125,
+                            lambda_eff: 0.0,
+                        },
                         clip_only_success: clip_only,
                         baseline: s0,
                     };
@@ -130,7 +147,10 @@ fn report_writes_prediction_files() {
 
 #[test]
 fn report_without_dp_rows_writes_no_prediction() {
-    let rows = vec![row("none", None, None, 0.1, 0, 0.5, 0.02), row("sigma=0", Some(0.0), Some(1.0), 0.1, 0, 0.4, 0.02)];
+    let rows = vec![
+        row("none", None, None, 0.1, 0, 0.5, 0.02),
+        row("sigma=0", Some(0.0), Some(1.0), 0.1, 0, 0.4, 0.02),
+    ];
     let dir = tempfile::tempdir().unwrap();
     let csv_in = dir.path().join("results.csv");
     write_results(&csv_in, &rows).unwrap();

@@ -112,8 +112,15 @@ fn report_per_configuration_statistics_and_sandwich() {
     let mut rd = csv::Reader::from_path(&csv_path).unwrap();
     let head = rd.headers().unwrap().clone();
     let col = |n: &str| head.iter().position(|h| h == n).unwrap_or_else(|| panic!("no column {n}"));
-    let (alpha, privacy, members, lb, kind, hp, beta) =
-        (col("alpha"), col("privacy"), col("members"), col("dpsgd_lb"), col("dpsgd_lb_kind"), col("dpsgd_lb_hp"), col("bound_beta"));
+    let (alpha, privacy, members, lb, kind, hp, beta) = (
+        col("alpha"),
+        col("privacy"),
+        col("members"),
+        col("dpsgd_lb"),
+        col("dpsgd_lb_kind"),
+        col("dpsgd_lb_hp"),
+        col("bound_beta"),
+    );
     let mut wr = csv::Writer::from_path(d.join("fixture.csv")).unwrap();
     wr.write_record(&head).unwrap();
     for rec in rd.records() {
@@ -142,7 +149,13 @@ fn report_per_configuration_statistics_and_sandwich() {
     assert!(err.contains("WARNING: ") && err.contains("bound violation"), "{err}");
     assert!(err.contains("ceiling at UCB(E[S0]): "), "{err}");
     let md = std::fs::read_to_string(rep.join("summary.md")).unwrap();
-    for needle in ["## Per-configuration statistics over seeds", "distribution-free", "BOUND VIOLATIONS", "**VIOLATED**", "Clip-only (σ = 0) configurations with α > 0, out of the ceiling's scope: 2."] {
+    for needle in [
+        "## Per-configuration statistics over seeds",
+        "distribution-free",
+        "BOUND VIOLATIONS",
+        "**VIOLATED**",
+        "Clip-only (σ = 0) configurations with α > 0, out of the ceiling's scope: 2.",
+    ] {
         assert!(md.contains(needle), "`{needle}` missing from summary.md");
     }
     // config_stats.csv: one line per configuration (2 privacy arms × 3 α), 10 seeds each, the
@@ -153,14 +166,16 @@ fn report_per_configuration_statistics_and_sandwich() {
     let recs: Vec<csv::StringRecord> = rd.records().map(Result::unwrap).collect();
     assert_eq!(recs.len(), 6);
     assert!(recs.iter().all(|r| &r[c("n_seeds")] == "10"));
-    let s1: Vec<&csv::StringRecord> = recs.iter().filter(|r| &r[c("privacy")] == "sigma=1" && &r[c("alpha")] != "0.0").collect();
+    let s1: Vec<&csv::StringRecord> =
+        recs.iter().filter(|r| &r[c("privacy")] == "sigma=1" && &r[c("alpha")] != "0.0").collect();
     assert_eq!(s1.len(), 2);
     for r in &s1 {
         assert_eq!(&r[c("baseline_n")], "10");
         let ceil: f64 = r[c("ceiling_at_ucb")].parse().unwrap();
         let ucb: f64 = r[c("baseline_ucb")].parse().unwrap();
         assert!(ceil >= ucb && ceil <= 1.0, "ceiling {ceil} vs UCB(S0) {ucb}");
-        let (lo, mean, hi): (f64, f64, f64) = (r[c("ci_lo")].parse().unwrap(), r[c("mean")].parse().unwrap(), r[c("ci_hi")].parse().unwrap());
+        let (lo, mean, hi): (f64, f64, f64) =
+            (r[c("ci_lo")].parse().unwrap(), r[c("mean")].parse().unwrap(), r[c("ci_hi")].parse().unwrap());
         assert!(lo <= mean && mean <= hi);
     }
     let planted = s1.iter().find(|r| &r[c("alpha")] == "0.05").unwrap();

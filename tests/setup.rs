@@ -19,10 +19,7 @@ fn binary_loads_libtorch_without_ld_library_path() {
 #[test]
 fn binary_computes_with_libtorch_without_ld_library_path() {
     // `account` is pure Rust, so use `data info` on the committed fixture: it builds tensors.
-    let out = crowdout()
-        .args(["data", "info", "fashion-mnist-mini"])
-        .output()
-        .expect("run crowdout");
+    let out = crowdout().args(["data", "info", "fashion-mnist-mini"]).output().expect("run crowdout");
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("train      1000 examples"), "unexpected output: {stdout}");

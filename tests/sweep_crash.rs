@@ -38,9 +38,7 @@ fn sweep(spec: &Path, out: &Path) -> Command {
 }
 
 fn data_lines(p: &Path) -> usize {
-    std::fs::read(p)
-        .map(|b| b.iter().filter(|&&c| c == b'\n').count().saturating_sub(1))
-        .unwrap_or(0)
+    std::fs::read(p).map(|b| b.iter().filter(|&&c| c == b'\n').count().saturating_sub(1)).unwrap_or(0)
 }
 
 fn normalised(rows: Vec<ResultRow>) -> Vec<ResultRow> {
@@ -103,10 +101,7 @@ fn sigkill_then_rerun_equals_uninterrupted() {
     let outp = sweep(&spec, &out).output().unwrap();
     assert!(outp.status.success(), "{}", String::from_utf8_lossy(&outp.stderr));
     let stderr = String::from_utf8_lossy(&outp.stderr);
-    assert!(
-        stderr.contains(&format!("ran {} (0 failed)", n_cells - before)),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&format!("ran {} (0 failed)", n_cells - before)), "{stderr}");
 
     let bytes = std::fs::read(&csv).unwrap();
     assert_eq!(bytes.last(), Some(&b'\n'));

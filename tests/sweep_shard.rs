@@ -63,10 +63,7 @@ fn two_shards_merged_equal_the_whole() {
     let fake = Some("sleep-ms:0");
     ok(&crowdout(&["sweep", s, "--out", whole.to_str().unwrap(), "--jobs", "3"], fake));
     for sh in ["1/2", "2/2"] {
-        ok(&crowdout(
-            &["sweep", s, "--out", shards.to_str().unwrap(), "--shard", sh, "--jobs", "2"],
-            fake,
-        ));
+        ok(&crowdout(&["sweep", s, "--out", shards.to_str().unwrap(), "--shard", sh, "--jobs", "2"], fake));
     }
     let a = shards.join("results.shard-1-of-2.csv");
     let b = shards.join("results.shard-2-of-2.csv");
@@ -81,7 +78,14 @@ fn two_shards_merged_equal_the_whole() {
     assert_eq!(sorted(&merged), sorted(&whole.join("results.csv")));
     // Merging a file with itself (or overlapping shards) is fine; a conflicting row is not.
     ok(&crowdout(
-        &["report", "--merge", a.to_str().unwrap(), a.to_str().unwrap(), "--out", d.join("m2.csv").to_str().unwrap()],
+        &[
+            "report",
+            "--merge",
+            a.to_str().unwrap(),
+            a.to_str().unwrap(),
+            "--out",
+            d.join("m2.csv").to_str().unwrap(),
+        ],
         None,
     ));
     let text = std::fs::read_to_string(&a).unwrap();
@@ -97,7 +101,14 @@ fn two_shards_merged_equal_the_whole() {
     let c = d.join("conflict.csv");
     std::fs::write(&c, lines.join("\n") + "\n").unwrap();
     let o = crowdout(
-        &["report", "--merge", a.to_str().unwrap(), c.to_str().unwrap(), "--out", d.join("m3.csv").to_str().unwrap()],
+        &[
+            "report",
+            "--merge",
+            a.to_str().unwrap(),
+            c.to_str().unwrap(),
+            "--out",
+            d.join("m3.csv").to_str().unwrap(),
+        ],
         None,
     );
     assert!(!o.status.success());
@@ -147,9 +158,17 @@ fn spec_and_flag_errors_name_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let cases: &[(&str, String, &[&str])] = &[
-        ("unknown.toml", SPEC.replace("lr = 0.1", "lr = 0.1\nlearnig_rate = 2"), &["unknown.toml", "learnig_rate", "line 15"]),
+        (
+            "unknown.toml",
+            SPEC.replace("lr = 0.1", "lr = 0.1\nlearnig_rate = 2"),
+            &["unknown.toml", "learnig_rate", "line 15"],
+        ),
         ("type.toml", SPEC.replace("epochs = 1", "epochs = \"one\""), &["type.toml", "epochs", "line 12"]),
-        ("empty.toml", SPEC.replace("seed = [0, 1, 2]", "seed = []"), &["empty.toml:10:", "grid.seed", "empty"]),
+        (
+            "empty.toml",
+            SPEC.replace("seed = [0, 1, 2]", "seed = []"),
+            &["empty.toml:10:", "grid.seed", "empty"],
+        ),
         ("grid.toml", SPEC.replace("alpha = [", "alphas = ["), &["grid.toml", "alphas"]),
     ];
     for (name, text, needles) in cases {

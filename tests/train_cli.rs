@@ -23,7 +23,8 @@ fn record(args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn nonprivate_softmax_learns_and_records_everything() {
-    let r = record(&["--model", "softmax", "--epochs", "3", "--batch-size", "50", "--lr", "0.5", "--seed", "3"]);
+    let r =
+        record(&["--model", "softmax", "--epochs", "3", "--batch-size", "50", "--lr", "0.5", "--seed", "3"]);
     let acc = r["clean_accuracy"]["rate"].as_f64().unwrap();
     // Ten balanced classes: chance is 10%; softmax regression on 1000 images does far better.
     assert!(acc > 0.5, "accuracy {acc}");
@@ -38,9 +39,25 @@ fn nonprivate_softmax_learns_and_records_everything() {
 #[test]
 fn dp_run_with_target_epsilon_and_collective() {
     let r = record(&[
-        "--model", "softmax", "--epochs", "2", "--batch-size", "100", "--lr", "0.5", "--seed", "4",
-        "--dp", "--target-epsilon", "4", "--delta", "1e-4", "--max-grad-norm", "1",
-        "--collective", "alpha=0.1,target=0,trigger=patch:size=3:pos=br:value=1",
+        "--model",
+        "softmax",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "100",
+        "--lr",
+        "0.5",
+        "--seed",
+        "4",
+        "--dp",
+        "--target-epsilon",
+        "4",
+        "--delta",
+        "1e-4",
+        "--max-grad-norm",
+        "1",
+        "--collective",
+        "alpha=0.1,target=0,trigger=patch:size=3:pos=br:value=1",
     ]);
     let dp = &r["dp"];
     let eps_rdp = dp["epsilon_rdp"].as_f64().unwrap();
@@ -62,7 +79,18 @@ fn cuda_without_a_gpu_is_a_clear_error_and_auto_falls_back() {
         return; // on a GPU machine both succeed; nothing to check here
     }
     let o = crowdout()
-        .args(["train", "--dataset", "fashion-mnist-mini", "--model", "softmax", "--epochs", "0.1", "--quiet", "--device", "cuda"])
+        .args([
+            "train",
+            "--dataset",
+            "fashion-mnist-mini",
+            "--model",
+            "softmax",
+            "--epochs",
+            "0.1",
+            "--quiet",
+            "--device",
+            "cuda",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
@@ -70,7 +98,20 @@ fn cuda_without_a_gpu_is_a_clear_error_and_auto_falls_back() {
     assert!(err.contains("--device cuda") && err.contains("no CUDA"), "{err}");
 
     let o = crowdout()
-        .args(["train", "--dataset", "fashion-mnist-mini", "--model", "softmax", "--epochs", "0.1", "--quiet", "--device", "auto", "--train-limit", "100"])
+        .args([
+            "train",
+            "--dataset",
+            "fashion-mnist-mini",
+            "--model",
+            "softmax",
+            "--epochs",
+            "0.1",
+            "--quiet",
+            "--device",
+            "auto",
+            "--train-limit",
+            "100",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -79,7 +120,25 @@ fn cuda_without_a_gpu_is_a_clear_error_and_auto_falls_back() {
 
 #[test]
 fn same_seed_same_record_numbers() {
-    let args = ["--model", "cnn", "--epochs", "0.5", "--batch-size", "50", "--lr", "0.1", "--seed", "9", "--dp", "--noise-multiplier", "1.0", "--train-limit", "300", "--test-limit", "100"];
+    let args = [
+        "--model",
+        "cnn",
+        "--epochs",
+        "0.5",
+        "--batch-size",
+        "50",
+        "--lr",
+        "0.1",
+        "--seed",
+        "9",
+        "--dp",
+        "--noise-multiplier",
+        "1.0",
+        "--train-limit",
+        "300",
+        "--test-limit",
+        "100",
+    ];
     let a = record(&args);
     let b = record(&args);
     assert_eq!(a["clean_accuracy"], b["clean_accuracy"]);
@@ -95,13 +154,35 @@ fn csv_dataset_string_with_options_trains_like_bank_marketing() {
     for i in 0..200 {
         let yes = i % 4 == 0;
         let job = ["admin.", "technician", "services"][i % 3];
-        text += &format!("{};\"{}\";{};\"{}\"\n", 20 + i % 50, job, if yes { 3000 + i } else { i }, if yes { "yes" } else { "no" });
+        text += &format!(
+            "{};\"{}\";{};\"{}\"\n",
+            20 + i % 50,
+            job,
+            if yes { 3000 + i } else { i },
+            if yes { "yes" } else { "no" }
+        );
     }
     std::fs::write(&path, text).unwrap();
     let spec = format!("csv:{},label=y,sep=;,positive=yes", path.display());
     let out = dir.path().join("run.json");
     let o = crowdout()
-        .args(["train", "--dataset", &spec, "--model", "softmax", "--epochs", "5", "--batch-size", "20", "--lr", "0.5", "--seed", "1", "--quiet", "--out"])
+        .args([
+            "train",
+            "--dataset",
+            &spec,
+            "--model",
+            "softmax",
+            "--epochs",
+            "5",
+            "--batch-size",
+            "20",
+            "--lr",
+            "0.5",
+            "--seed",
+            "1",
+            "--quiet",
+            "--out",
+        ])
         .arg(&out)
         .args(["--collective", "alpha=0.1,target=1,trigger=offset:feature=0:shift_std=4"])
         .output()

@@ -27,7 +27,13 @@ pub fn steps_for_epochs(q: f64, epochs: f64) -> u64 {
 }
 
 /// σ for a target ε at δ, q and T steps, with the default tolerance 0.01.
-pub fn calibrate_sigma(method: Method, target_epsilon: f64, delta: f64, q: f64, steps: u64) -> Result<f64, AccountantError> {
+pub fn calibrate_sigma(
+    method: Method,
+    target_epsilon: f64,
+    delta: f64,
+    q: f64,
+    steps: u64,
+) -> Result<f64, AccountantError> {
     calibrate_sigma_with_tolerance(method, target_epsilon, delta, q, steps, EPSILON_TOLERANCE)
 }
 

@@ -43,7 +43,13 @@ pub fn group_pair(k: u64, q: f64, sigma: f64) -> Result<MixtureGaussian, Account
 }
 
 /// Composed PLD (both directions) of a group of k over T steps (σ > 0).
-pub fn group_pld(k: u64, q: f64, sigma: f64, steps: u64, opts: &PldOptions) -> Result<ComposedPld, AccountantError> {
+pub fn group_pld(
+    k: u64,
+    q: f64,
+    sigma: f64,
+    steps: u64,
+    opts: &PldOptions,
+) -> Result<ComposedPld, AccountantError> {
     check(k, q, sigma, steps)?;
     if sigma == 0.0 {
         return Err(AccountantError::NoiseMultiplier(sigma));
@@ -75,7 +81,13 @@ pub fn group_epsilon(k: u64, q: f64, sigma: f64, steps: u64, delta: f64) -> Resu
 
 /// The group's privacy profile: (ε, δ(ε)) for each ε of `eps_grid` (one PLD built, evaluated at
 /// each point). This is the curve the group-privacy ceiling of the bounds module needs.
-pub fn group_profile(k: u64, q: f64, sigma: f64, steps: u64, eps_grid: &[f64]) -> Result<Vec<(f64, f64)>, AccountantError> {
+pub fn group_profile(
+    k: u64,
+    q: f64,
+    sigma: f64,
+    steps: u64,
+    eps_grid: &[f64],
+) -> Result<Vec<(f64, f64)>, AccountantError> {
     check(k, q, sigma, steps)?;
     for &e in eps_grid {
         if !(e.is_finite() && e >= 0.0) {

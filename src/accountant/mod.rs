@@ -68,7 +68,11 @@ pub fn pld_of_phases(phases: &[Phase], opts: &PldOptions) -> Result<pld::Compose
 }
 
 /// PLD ε(δ) with the given options.
-pub fn epsilon_pld(phases: &[Phase], delta: f64, opts: &PldOptions) -> Result<EpsilonReport, AccountantError> {
+pub fn epsilon_pld(
+    phases: &[Phase],
+    delta: f64,
+    opts: &PldOptions,
+) -> Result<EpsilonReport, AccountantError> {
     check_phases(phases)?;
     check_delta(delta)?;
     if any_sigma_zero(phases) {
@@ -125,14 +129,29 @@ mod tests {
     #[test]
     fn invalid_inputs_are_errors() {
         let ok = Phase { q: 0.01, sigma: 1.0, steps: 10 };
-        assert!(matches!(epsilon(Method::Rdp, &[Phase { q: 0.0, ..ok }], 1e-5), Err(AccountantError::SampleRate(_))));
-        assert!(matches!(epsilon(Method::Rdp, &[Phase { q: 1.5, ..ok }], 1e-5), Err(AccountantError::SampleRate(_))));
-        assert!(matches!(epsilon(Method::Pld, &[Phase { sigma: -1.0, ..ok }], 1e-5), Err(AccountantError::NoiseMultiplier(_))));
-        assert!(matches!(epsilon(Method::Pld, &[Phase { steps: 0, ..ok }], 1e-5), Err(AccountantError::ZeroSteps)));
+        assert!(matches!(
+            epsilon(Method::Rdp, &[Phase { q: 0.0, ..ok }], 1e-5),
+            Err(AccountantError::SampleRate(_))
+        ));
+        assert!(matches!(
+            epsilon(Method::Rdp, &[Phase { q: 1.5, ..ok }], 1e-5),
+            Err(AccountantError::SampleRate(_))
+        ));
+        assert!(matches!(
+            epsilon(Method::Pld, &[Phase { sigma: -1.0, ..ok }], 1e-5),
+            Err(AccountantError::NoiseMultiplier(_))
+        ));
+        assert!(matches!(
+            epsilon(Method::Pld, &[Phase { steps: 0, ..ok }], 1e-5),
+            Err(AccountantError::ZeroSteps)
+        ));
         assert!(matches!(epsilon(Method::Rdp, &[ok], 1.0), Err(AccountantError::Delta(_))));
         assert!(matches!(epsilon(Method::Rdp, &[], 1e-5), Err(AccountantError::NoPhases)));
         assert!(matches!(delta_for_epsilon(Method::Rdp, &[ok], 0.0), Err(AccountantError::Epsilon(_))));
-        assert!(matches!(calibrate_sigma(Method::Rdp, -1.0, 1e-5, 0.01, 10), Err(AccountantError::Epsilon(_))));
+        assert!(matches!(
+            calibrate_sigma(Method::Rdp, -1.0, 1e-5, 0.01, 10),
+            Err(AccountantError::Epsilon(_))
+        ));
         assert!(matches!(group::group_epsilon(0, 0.01, 1.0, 10, 1e-5), Err(AccountantError::GroupSize)));
     }
 

@@ -112,7 +112,17 @@ impl MixtureGaussian {
             if j > 0 {
                 log_binom += ((k - j + 1) as f64).ln() - (j as f64).ln();
             }
-            let lw = log_binom + j as f64 * lq + if q == 1.0 { if j == k { 0.0 } else { f64::NEG_INFINITY } } else { (k - j) as f64 * l1q };
+            let lw = log_binom
+                + j as f64 * lq
+                + if q == 1.0 {
+                    if j == k {
+                        0.0
+                    } else {
+                        f64::NEG_INFINITY
+                    }
+                } else {
+                    (k - j) as f64 * l1q
+                };
             wm.push((lw.exp(), j as f64));
         }
         let one_minus_w0 = if q == 1.0 { 1.0 } else { -((k as f64) * l1q).exp_m1() };
@@ -155,11 +165,8 @@ impl MixtureGaussian {
             return (t - lw - self.b(m)) / self.a(m);
         }
         // Each term alone is a lower bound of g: start at the smallest x where some term reaches t.
-        let mut x = self
-            .comps
-            .iter()
-            .map(|&(lw, m)| (t - lw - self.b(m)) / self.a(m))
-            .fold(f64::INFINITY, f64::min);
+        let mut x =
+            self.comps.iter().map(|&(lw, m)| (t - lw - self.b(m)) / self.a(m)).fold(f64::INFINITY, f64::min);
         for _ in 0..200 {
             let mut mx = f64::NEG_INFINITY;
             for &(lw, m) in &self.comps {
@@ -305,7 +312,12 @@ impl DiscretePld {
             }
         }
         if n == 1 {
-            return DiscretePld { discretization: d, lower: il, probs: vec![1.0 - deltas[0]], inf_mass: deltas[0] };
+            return DiscretePld {
+                discretization: d,
+                lower: il,
+                probs: vec![1.0 - deltas[0]],
+                inf_mass: deltas[0],
+            };
         }
         let em1 = d.exp_m1();
         let ed = d.exp();
@@ -533,7 +545,10 @@ impl ComposedPld {
 pub const MAX_DISCRETIZATION: f64 = 1.0;
 
 /// Builds and composes the PLDs of `parts` = (pair, steps), both directions.
-pub fn compose_pairs(parts: &[(MixtureGaussian, u64)], opts: &PldOptions) -> Result<ComposedPld, AccountantError> {
+pub fn compose_pairs(
+    parts: &[(MixtureGaussian, u64)],
+    opts: &PldOptions,
+) -> Result<ComposedPld, AccountantError> {
     if parts.is_empty() {
         return Err(AccountantError::NoPhases);
     }
@@ -572,7 +587,10 @@ pub fn compose_pairs(parts: &[(MixtureGaussian, u64)], opts: &PldOptions) -> Res
         // The composed grid indices (per-step index × T, summed over phases) must fit in i64;
         // beyond that (T around 10¹⁸) the arithmetic would wrap and report nonsense.
         let fits = |ps: &[(&DiscretePld, u64)]| {
-            ps.iter().map(|(p, t)| (p.lower.unsigned_abs() as f64 + p.probs.len() as f64) * *t as f64).sum::<f64>() < 1e18
+            ps.iter()
+                .map(|(p, t)| (p.lower.unsigned_abs() as f64 + p.probs.len() as f64) * *t as f64)
+                .sum::<f64>()
+                < 1e18
         };
         if !fits(&rp) || !fits(&ap) {
             let steps: u64 = parts.iter().map(|(_, t)| *t).fold(0, u64::saturating_add);

@@ -128,10 +128,7 @@ pub fn rdp_step(q: f64, sigma: f64, alpha: f64) -> f64 {
 
 /// Total RDP of the phases at each order (composition: sum over steps and phases).
 pub fn rdp_phases(phases: &[Phase], orders: &[f64]) -> Vec<f64> {
-    orders
-        .iter()
-        .map(|&a| phases.iter().map(|p| p.steps as f64 * rdp_step(p.q, p.sigma, a)).sum())
-        .collect()
+    orders.iter().map(|&a| phases.iter().map(|p| p.steps as f64 * rdp_step(p.q, p.sigma, a)).sum()).collect()
 }
 
 /// (ε, optimal order) from an RDP curve (Balle et al. 2020 conversion; Opacus's

@@ -68,7 +68,14 @@ pub struct TrainSpec {
 
 impl Default for TrainSpec {
     fn default() -> Self {
-        TrainSpec { model: ModelKind::Softmax, hidden: Vec::new(), steps: 50, sample_rate: 1.0, lr: 1.0, dp: DpSettings::default() }
+        TrainSpec {
+            model: ModelKind::Softmax,
+            hidden: Vec::new(),
+            steps: 50,
+            sample_rate: 1.0,
+            lr: 1.0,
+            dp: DpSettings::default(),
+        }
     }
 }
 
@@ -79,10 +86,18 @@ impl TrainSpec {
             return Err(AuditError::Invalid { field: "steps", value: "0".into(), reason: "must be ≥ 1" });
         }
         if !(self.sample_rate > 0.0 && self.sample_rate <= 1.0) {
-            return Err(AuditError::Invalid { field: "sample_rate", value: self.sample_rate.to_string(), reason: "must be in (0, 1]" });
+            return Err(AuditError::Invalid {
+                field: "sample_rate",
+                value: self.sample_rate.to_string(),
+                reason: "must be in (0, 1]",
+            });
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(AuditError::Invalid { field: "lr", value: self.lr.to_string(), reason: "must be finite and > 0" });
+            return Err(AuditError::Invalid {
+                field: "lr",
+                value: self.lr.to_string(),
+                reason: "must be finite and > 0",
+            });
         }
         self.dp.check()?;
         Ok(())
@@ -92,7 +107,9 @@ impl TrainSpec {
     pub fn build(&self, data: &Dataset, seed: u64, device: Device) -> Result<Model> {
         let shape = data.example_shape();
         Ok(match (&self.model, self.hidden.is_empty()) {
-            (ModelKind::Mlp, false) => Model::mlp(&shape, &self.hidden, data.num_classes, Some(seed), device)?,
+            (ModelKind::Mlp, false) => {
+                Model::mlp(&shape, &self.hidden, data.num_classes, Some(seed), device)?
+            }
             (kind, _) => Model::new(kind, &shape, data.num_classes, Some(seed), device)?,
         })
     }
@@ -100,7 +117,13 @@ impl TrainSpec {
 
 /// Trains a fresh model on `data` with DP-SGD at the fixed rate `spec.sample_rate` and the fixed
 /// normaliser `normaliser` (see the module docs); all randomness from `seed`'s streams.
-pub fn train_fixed_rate(spec: &TrainSpec, data: &Dataset, normaliser: f64, seed: u64, device: Device) -> Result<Model> {
+pub fn train_fixed_rate(
+    spec: &TrainSpec,
+    data: &Dataset,
+    normaliser: f64,
+    seed: u64,
+    device: Device,
+) -> Result<Model> {
     spec.check()?;
     if data.is_empty() {
         return Err(AuditError::Data("the training set is empty".into()));
@@ -133,10 +156,21 @@ pub fn margin_scores(model: &Model, x: &Tensor, y: &Tensor) -> Result<Vec<f64>> 
 /// `m` canaries from `pool` (held-out records): records whose label ≠ `target`, chosen uniformly
 /// at random without replacement (audit stream of `seed`), with the trigger applied and the label
 /// given by `label`.
-pub fn make_canaries(pool: &Dataset, m: usize, trigger: &Trigger, target: i64, label: CanaryLabel, seed: Option<u64>) -> Result<Dataset> {
+pub fn make_canaries(
+    pool: &Dataset,
+    m: usize,
+    trigger: &Trigger,
+    target: i64,
+    label: CanaryLabel,
+    seed: Option<u64>,
+) -> Result<Dataset> {
     use rand::RngExt;
     if target < 0 || target >= pool.num_classes {
-        return Err(AuditError::Invalid { field: "target", value: target.to_string(), reason: "must be a class of the data set" });
+        return Err(AuditError::Invalid {
+            field: "target",
+            value: target.to_string(),
+            reason: "must be a class of the data set",
+        });
     }
     if m == 0 {
         return Err(AuditError::Invalid { field: "canaries", value: "0".into(), reason: "must be ≥ 1" });
@@ -176,15 +210,27 @@ pub fn make_canaries(pool: &Dataset, m: usize, trigger: &Trigger, target: i64, l
 }
 
 fn concat(a: &Dataset, b: &Dataset) -> Result<Dataset> {
-    Ok(Dataset { x: Tensor::f_cat(&[&a.x, &b.x.to_kind(a.x.kind())], 0)?, y: Tensor::f_cat(&[&a.y, &b.y], 0)?, num_classes: a.num_classes })
+    Ok(Dataset {
+        x: Tensor::f_cat(&[&a.x, &b.x.to_kind(a.x.kind())], 0)?,
+        y: Tensor::f_cat(&[&a.y, &b.y], 0)?,
+        num_classes: a.num_classes,
+    })
 }
 
 fn check_level(delta: f64, beta: f64) -> Result<()> {
     if !(delta > 0.0 && delta < 1.0) {
-        return Err(AuditError::Invalid { field: "delta", value: delta.to_string(), reason: "must be in (0, 1)" });
+        return Err(AuditError::Invalid {
+            field: "delta",
+            value: delta.to_string(),
+            reason: "must be in (0, 1)",
+        });
     }
     if !(beta > 0.0 && beta < 1.0) {
-        return Err(AuditError::Invalid { field: "confidence", value: (1.0 - beta).to_string(), reason: "must be in (0, 1)" });
+        return Err(AuditError::Invalid {
+            field: "confidence",
+            value: (1.0 - beta).to_string(),
+            reason: "must be in (0, 1)",
+        });
     }
     Ok(())
 }
@@ -207,7 +253,14 @@ pub struct MultiRunConfig {
 
 impl Default for MultiRunConfig {
     fn default() -> Self {
-        MultiRunConfig { runs: 100, train: TrainSpec::default(), delta: 1e-5, beta: 0.05, rule: ThresholdRule::Split, seed: Some(0) }
+        MultiRunConfig {
+            runs: 100,
+            train: TrainSpec::default(),
+            delta: 1e-5,
+            beta: 0.05,
+            rule: ThresholdRule::Split,
+            seed: Some(0),
+        }
     }
 }
 
@@ -237,11 +290,21 @@ pub struct MultiRunReport {
 
 /// The multi-run audit: `cfg.runs` trainings on `base ∪ canaries` and as many on `base`; see the
 /// module docs. `progress(done, total)` is called after every training.
-pub fn multi_run(base: &Dataset, canaries: &Dataset, cfg: &MultiRunConfig, device: Device, progress: &mut dyn FnMut(u64, u64)) -> Result<MultiRunReport> {
+pub fn multi_run(
+    base: &Dataset,
+    canaries: &Dataset,
+    cfg: &MultiRunConfig,
+    device: Device,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<MultiRunReport> {
     cfg.train.check()?;
     check_level(cfg.delta, cfg.beta)?;
     if cfg.runs < 2 {
-        return Err(AuditError::Invalid { field: "runs", value: cfg.runs.to_string(), reason: "need at least 2 runs on each side" });
+        return Err(AuditError::Invalid {
+            field: "runs",
+            value: cfg.runs.to_string(),
+            reason: "need at least 2 runs on each side",
+        });
     }
     if canaries.is_empty() {
         return Err(AuditError::Invalid { field: "canaries", value: "0".into(), reason: "must be ≥ 1" });
@@ -297,7 +360,13 @@ pub struct OneRunConfig {
 
 impl Default for OneRunConfig {
     fn default() -> Self {
-        OneRunConfig { train: TrainSpec::default(), guesses: Vec::new(), delta: 1e-5, beta: 0.05, seed: Some(0) }
+        OneRunConfig {
+            train: TrainSpec::default(),
+            guesses: Vec::new(),
+            delta: 1e-5,
+            beta: 0.05,
+            seed: Some(0),
+        }
     }
 }
 
@@ -337,12 +406,22 @@ pub struct OneRunReport {
 }
 
 /// The one-run audit; see the module docs. `progress(done, total)` is called after the training.
-pub fn one_run(base: &Dataset, canaries: &Dataset, cfg: &OneRunConfig, device: Device, progress: &mut dyn FnMut(u64, u64)) -> Result<OneRunReport> {
+pub fn one_run(
+    base: &Dataset,
+    canaries: &Dataset,
+    cfg: &OneRunConfig,
+    device: Device,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<OneRunReport> {
     cfg.train.check()?;
     check_level(cfg.delta, cfg.beta)?;
     let m = canaries.len() as usize;
     if m < 2 {
-        return Err(AuditError::Invalid { field: "canaries", value: m.to_string(), reason: "the one-run audit needs at least 2 canaries" });
+        return Err(AuditError::Invalid {
+            field: "canaries",
+            value: m.to_string(),
+            reason: "the one-run audit needs at least 2 canaries",
+        });
     }
     let guesses: Vec<usize> = if cfg.guesses.is_empty() {
         let mut g: Vec<usize> = [m / 20, m / 10, m / 4, m / 2].into_iter().filter(|&g| g >= 1).collect();
@@ -352,7 +431,11 @@ pub fn one_run(base: &Dataset, canaries: &Dataset, cfg: &OneRunConfig, device: D
         cfg.guesses.clone()
     };
     if let Some(&g) = guesses.iter().find(|&&g| g == 0 || 2 * g > m) {
-        return Err(AuditError::Invalid { field: "guesses", value: g.to_string(), reason: "each guess count g needs 1 ≤ g and 2g ≤ the number of canaries" });
+        return Err(AuditError::Invalid {
+            field: "guesses",
+            value: g.to_string(),
+            reason: "each guess count g needs 1 ≤ g and 2g ≤ the number of canaries",
+        });
     }
     let bits = run_seeds(cfg.seed, 3, m);
     let inclusion: Vec<bool> = bits.iter().map(|b| b & 1 == 1).collect();
@@ -362,7 +445,14 @@ pub fn one_run(base: &Dataset, canaries: &Dataset, cfg: &OneRunConfig, device: D
         base.shallow_clone()
     } else {
         let idx = Tensor::from_slice(&included);
-        concat(base, &Dataset { x: canaries.x.f_index_select(0, &idx)?, y: canaries.y.f_index_select(0, &idx)?, num_classes: canaries.num_classes })?
+        concat(
+            base,
+            &Dataset {
+                x: canaries.x.f_index_select(0, &idx)?,
+                y: canaries.y.f_index_select(0, &idx)?,
+                num_classes: canaries.num_classes,
+            },
+        )?
     };
     let seed = run_seeds(cfg.seed, 4, 1)[0];
     let model = train_fixed_rate(&cfg.train, &data, cfg.train.sample_rate * n_base as f64, seed, device)?;
@@ -376,7 +466,12 @@ pub fn one_run(base: &Dataset, canaries: &Dataset, cfg: &OneRunConfig, device: D
         let right_in = order[..g].iter().filter(|&&i| inclusion[i]).count();
         let right_out = order[m - g..].iter().filter(|&&i| !inclusion[i]).count();
         let (r, v) = (2 * g as u64, (right_in + right_out) as u64);
-        choices.push(OneRunChoice { guesses_each: g, r, v, epsilon_lb: one_run_eps_lb(m as u64, r, v, cfg.delta, b_each)? });
+        choices.push(OneRunChoice {
+            guesses_each: g,
+            r,
+            v,
+            epsilon_lb: one_run_eps_lb(m as u64, r, v, cfg.delta, b_each)?,
+        });
     }
     let epsilon_lb = choices.iter().map(|c| c.epsilon_lb).fold(0.0, f64::max);
     Ok(OneRunReport {

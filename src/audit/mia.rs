@@ -108,7 +108,8 @@ fn build(cfg: &MiaConfig, data: &Dataset, seed: u64, device: Device) -> Result<M
 
 /// Per-record (loss, φ, correct) of `model` on `data`.
 fn per_record(model: &Model, data: &Dataset) -> Result<(Vec<f64>, Vec<f64>, Vec<bool>)> {
-    let z = model.logits(&data.x.to_device(model.device)).f_to_kind(Kind::Double)?.f_to_device(Device::Cpu)?;
+    let z =
+        model.logits(&data.x.to_device(model.device)).f_to_kind(Kind::Double)?.f_to_device(Device::Cpu)?;
     let y = data.y.f_to_kind(Kind::Int64)?;
     let yi = y.f_unsqueeze(1)?;
     let loss = Model::per_example_loss(&z, &y);
@@ -121,11 +122,21 @@ fn per_record(model: &Model, data: &Dataset) -> Result<(Vec<f64>, Vec<f64>, Vec<
 
 /// Run the experiment on `train` (members drawn from it) and `heldout` (non-members);
 /// `progress(done, total)` after each trained model (1 + K).
-pub fn mia(train: &Dataset, heldout: &Dataset, cfg: &MiaConfig, device: Device, progress: &mut dyn FnMut(u64, u64)) -> Result<MiaReport> {
+pub fn mia(
+    train: &Dataset,
+    heldout: &Dataset,
+    cfg: &MiaConfig,
+    device: Device,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<MiaReport> {
     cfg.fit.check()?;
     let (nm, nn) = (cfg.members, cfg.non_members);
     if nm < 2 || nn < 2 {
-        return Err(AuditError::Invalid { field: "members/non_members", value: format!("{nm}/{nn}"), reason: "need at least 2 of each" });
+        return Err(AuditError::Invalid {
+            field: "members/non_members",
+            value: format!("{nm}/{nn}"),
+            reason: "need at least 2 of each",
+        });
     }
     if nm as i64 > train.len() || nn as i64 > heldout.len() {
         return Err(AuditError::Data(format!(
@@ -135,7 +146,11 @@ pub fn mia(train: &Dataset, heldout: &Dataset, cfg: &MiaConfig, device: Device, 
         )));
     }
     if cfg.fit.dp.is_some() && cfg.fit.batch_size > nm {
-        return Err(AuditError::Invalid { field: "batch_size", value: cfg.fit.batch_size.to_string(), reason: "under DP the expected batch size must not exceed the number of members" });
+        return Err(AuditError::Invalid {
+            field: "batch_size",
+            value: cfg.fit.batch_size.to_string(),
+            reason: "under DP the expected batch size must not exceed the number of members",
+        });
     }
     let members_clean = train.take_first(nm);
     let non_members = heldout.take_first(nn);
@@ -157,12 +172,18 @@ pub fn mia(train: &Dataset, heldout: &Dataset, cfg: &MiaConfig, device: Device, 
     let (loss_out, phi_out, ok_out) = per_record(&target, &non_members)?;
     let neg = |v: &[f64]| v.iter().map(|l| -l).collect::<Vec<_>>();
     let auc_loss = auc(&neg(&loss_in), &neg(&loss_out));
-    let in_nc: Vec<f64> = loss_in.iter().enumerate().filter(|(i, _)| !coll_idx.contains(&(*i as i64))).map(|(_, l)| -l).collect();
+    let in_nc: Vec<f64> = loss_in
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !coll_idx.contains(&(*i as i64)))
+        .map(|(_, l)| -l)
+        .collect();
     let auc_loss_non_collective = auc(&in_nc, &neg(&loss_out));
     let frac = |v: &[bool]| v.iter().filter(|b| **b).count() as f64 / v.len() as f64;
     let collective_success = match &cfg.collective {
         Some(spec) => {
-            let predict = |x: &Tensor| target.logits(&x.to_device(device)).argmax(1, false).to_device(Device::Cpu);
+            let predict =
+                |x: &Tensor| target.logits(&x.to_device(device)).argmax(1, false).to_device(Device::Cpu);
             Some(success(&predict, heldout, spec)?.non_target.rate)
         }
         None => None,
@@ -188,7 +209,8 @@ pub fn mia(train: &Dataset, heldout: &Dataset, cfg: &MiaConfig, device: Device, 
             let data = subset(&pool, &chosen)?;
             // the same sampling rate q as the target: B_shadow = round(B · N_shadow / N_target)
             let mut fc = cfg.fit.clone();
-            fc.batch_size = ((cfg.fit.batch_size as f64 * chosen.len() as f64 / nm as f64).round() as usize).clamp(1, chosen.len());
+            fc.batch_size = ((cfg.fit.batch_size as f64 * chosen.len() as f64 / nm as f64).round() as usize)
+                .clamp(1, chosen.len());
             let mut model = build(cfg, &data, s, device)?;
             fit(&mut model, &data, &fc, Some(s), device, &mut |_| {})?;
             let (_, phi, _) = per_record(&model, &pool)?;
@@ -197,7 +219,11 @@ pub fn mia(train: &Dataset, heldout: &Dataset, cfg: &MiaConfig, device: Device, 
                 is_in[c as usize] = true;
             }
             for i in 0..p {
-                if is_in[i] { ins[i].push(phi[i]) } else { outs[i].push(phi[i]) }
+                if is_in[i] {
+                    ins[i].push(phi[i])
+                } else {
+                    outs[i].push(phi[i])
+                }
             }
             progress(2 + k as u64, total);
         }
@@ -210,7 +236,11 @@ pub fn mia(train: &Dataset, heldout: &Dataset, cfg: &MiaConfig, device: Device, 
             let mo = mean_or(&outs[i], mu_out);
             let f = target_phi[i];
             off.push((f - mo) / sd_out);
-            on.push(-0.5 * ((f - mi) / sd_in).powi(2) - sd_in.ln() + 0.5 * ((f - mo) / sd_out).powi(2) + sd_out.ln());
+            on.push(
+                -0.5 * ((f - mi) / sd_in).powi(2) - sd_in.ln()
+                    + 0.5 * ((f - mo) / sd_out).powi(2)
+                    + sd_out.ln(),
+            );
         }
         auc_off = Some(auc(&off[..nm], &off[nm..]));
         auc_on = Some(auc(&on[..nm], &on[nm..]));

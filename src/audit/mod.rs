@@ -22,8 +22,8 @@ pub mod mia;
 pub mod stats;
 
 pub use canary::{
-    make_canaries, margin_scores, multi_run, one_run, train_fixed_rate, CanaryLabel, MultiRunConfig, MultiRunReport, OneRunChoice,
-    OneRunConfig, OneRunReport, TrainSpec,
+    make_canaries, margin_scores, multi_run, one_run, train_fixed_rate, CanaryLabel, MultiRunConfig,
+    MultiRunReport, OneRunChoice, OneRunConfig, OneRunReport, TrainSpec,
 };
 pub use mia::{mia, MiaConfig, MiaReport};
 pub use stats::{auc, multi_run_bound, one_run_eps_lb, one_run_p_value, RateBound, ThresholdRule};

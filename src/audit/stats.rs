@@ -29,7 +29,15 @@ pub fn cp_upper(k: u64, n: u64, a: f64) -> f64 {
 /// With FPR ≤ `fpr_ub` and FNR ≤ `fnr_ub` this gives
 /// ε ≥ max(ln((1 − δ − FNR_ub)/FPR_ub), ln((1 − δ − FPR_ub)/FNR_ub), 0).
 pub fn eps_lb_from_rates(fpr_ub: f64, fnr_ub: f64, delta: f64) -> f64 {
-    let one = |num: f64, den: f64| if num <= 0.0 { 0.0 } else if den <= 0.0 { f64::INFINITY } else { (num / den).ln() };
+    let one = |num: f64, den: f64| {
+        if num <= 0.0 {
+            0.0
+        } else if den <= 0.0 {
+            f64::INFINITY
+        } else {
+            (num / den).ln()
+        }
+    };
     one(1.0 - delta - fnr_ub, fpr_ub).max(one(1.0 - delta - fpr_ub, fnr_ub)).max(0.0)
 }
 
@@ -115,7 +123,16 @@ fn bound_at(t: f64, ins: &[f64], outs: &[f64], delta: f64, beta: f64, k: u64) ->
     let (n_in, n_out) = (ins.len() as u64, outs.len() as u64);
     let fpr_ub = cp_upper(fp, n_out, beta / 2.0);
     let fnr_ub = cp_upper(fn_, n_in, beta / 2.0);
-    RateBound { threshold: t, false_pos: fp, n_out, false_neg: fn_, n_in, fpr_ub, fnr_ub, epsilon_lb: eps_lb_group(fpr_ub, fnr_ub, delta, k) }
+    RateBound {
+        threshold: t,
+        false_pos: fp,
+        n_out,
+        false_neg: fn_,
+        n_in,
+        fpr_ub,
+        fnr_ub,
+        epsilon_lb: eps_lb_group(fpr_ub, fnr_ub, delta, k),
+    }
 }
 
 fn candidates(scores: &[&[f64]]) -> Vec<f64> {
@@ -128,10 +145,18 @@ fn candidates(scores: &[&[f64]]) -> Vec<f64> {
 
 fn check_common(delta: f64, beta: f64) -> Result<(), AuditError> {
     if !(0.0..1.0).contains(&delta) {
-        return Err(AuditError::Invalid { field: "delta", value: delta.to_string(), reason: "must be in [0, 1)" });
+        return Err(AuditError::Invalid {
+            field: "delta",
+            value: delta.to_string(),
+            reason: "must be in [0, 1)",
+        });
     }
     if !(beta > 0.0 && beta < 1.0) {
-        return Err(AuditError::Invalid { field: "beta (1 − confidence)", value: beta.to_string(), reason: "must be in (0, 1)" });
+        return Err(AuditError::Invalid {
+            field: "beta (1 − confidence)",
+            value: beta.to_string(),
+            reason: "must be in (0, 1)",
+        });
     }
     Ok(())
 }
@@ -140,21 +165,38 @@ fn check_common(delta: f64, beta: f64) -> Result<(), AuditError> {
 /// group of `k` records (`ins`) and **without** it (`outs`), higher = "more likely in". Returns the
 /// per-record ε lower bound that holds with probability ≥ 1 − `beta` over the runs' randomness.
 /// A NaN score (a diverged run) is an error: it has no place on either side of a threshold.
-pub fn multi_run_bound(ins: &[f64], outs: &[f64], delta: f64, beta: f64, k: u64, rule: ThresholdRule) -> Result<RateBound, AuditError> {
+pub fn multi_run_bound(
+    ins: &[f64],
+    outs: &[f64],
+    delta: f64,
+    beta: f64,
+    k: u64,
+    rule: ThresholdRule,
+) -> Result<RateBound, AuditError> {
     check_common(delta, beta)?;
     if ins.iter().chain(outs).any(|s| s.is_nan()) {
-        return Err(AuditError::Invalid { field: "scores", value: "NaN".into(), reason: "a run produced a NaN score (diverged training?)" });
+        return Err(AuditError::Invalid {
+            field: "scores",
+            value: "NaN".into(),
+            reason: "a run produced a NaN score (diverged training?)",
+        });
     }
     if k == 0 {
         return Err(AuditError::Invalid { field: "canaries", value: "0".into(), reason: "must be ≥ 1" });
     }
     match rule {
         ThresholdRule::Split => {
-            let half = |v: &[f64], parity: usize| v.iter().enumerate().filter(|(i, _)| i % 2 == parity).map(|(_, s)| *s).collect::<Vec<_>>();
+            let half = |v: &[f64], parity: usize| {
+                v.iter().enumerate().filter(|(i, _)| i % 2 == parity).map(|(_, s)| *s).collect::<Vec<_>>()
+            };
             let (sel_in, sel_out) = (half(ins, 0), half(outs, 0));
             let (ev_in, ev_out) = (half(ins, 1), half(outs, 1));
             if ev_in.is_empty() || ev_out.is_empty() {
-                return Err(AuditError::Invalid { field: "runs", value: ins.len().min(outs.len()).to_string(), reason: "the split rule needs at least 2 runs on each side" });
+                return Err(AuditError::Invalid {
+                    field: "runs",
+                    value: ins.len().min(outs.len()).to_string(),
+                    reason: "the split rule needs at least 2 runs on each side",
+                });
             }
             let best = candidates(&[&sel_in, &sel_out])
                 .into_iter()
@@ -164,7 +206,11 @@ pub fn multi_run_bound(ins: &[f64], outs: &[f64], delta: f64, beta: f64, k: u64,
         }
         ThresholdRule::Bonferroni => {
             if ins.is_empty() || outs.is_empty() {
-                return Err(AuditError::Invalid { field: "runs", value: "0".into(), reason: "need at least one run on each side" });
+                return Err(AuditError::Invalid {
+                    field: "runs",
+                    value: "0".into(),
+                    reason: "need at least one run on each side",
+                });
             }
             let cands = candidates(&[ins, outs]);
             let b_each = beta / cands.len() as f64;
@@ -226,7 +272,11 @@ pub fn one_run_p_value(m: u64, r: u64, v: u64, eps: f64, delta: f64) -> f64 {
 pub fn one_run_eps_lb(m: u64, r: u64, v: u64, delta: f64, beta: f64) -> Result<f64, AuditError> {
     check_common(delta, beta)?;
     if !(v <= r && r <= m) {
-        return Err(AuditError::Invalid { field: "guesses", value: format!("m={m}, r={r}, v={v}"), reason: "need v ≤ r ≤ m" });
+        return Err(AuditError::Invalid {
+            field: "guesses",
+            value: format!("m={m}, r={r}, v={v}"),
+            reason: "need v ≤ r ≤ m",
+        });
     }
     if one_run_p_value(m, r, v, 0.0, delta) >= beta {
         return Ok(0.0);
@@ -257,7 +307,8 @@ pub fn auc(pos: &[f64], neg: &[f64]) -> f64 {
     if pos.is_empty() || neg.is_empty() || pos.iter().chain(neg).any(|s| s.is_nan()) {
         return f64::NAN;
     }
-    let mut all: Vec<(f64, bool)> = pos.iter().map(|&s| (s, true)).chain(neg.iter().map(|&s| (s, false))).collect();
+    let mut all: Vec<(f64, bool)> =
+        pos.iter().map(|&s| (s, true)).chain(neg.iter().map(|&s| (s, false))).collect();
     all.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut rank_sum_pos = 0.0;
     let mut i = 0;
@@ -322,11 +373,19 @@ pub fn full_batch_exact_epsilon(sigma: f64, steps: u64, delta: f64) -> f64 {
 /// has eps_of(σ) ≤ target.
 pub fn calibrate_decreasing(target: f64, eps_of: &dyn Fn(f64) -> f64) -> Result<f64, AuditError> {
     if !(target.is_finite() && target > 0.0) {
-        return Err(AuditError::Invalid { field: "epsilon", value: target.to_string(), reason: "target ε must be finite and > 0" });
+        return Err(AuditError::Invalid {
+            field: "epsilon",
+            value: target.to_string(),
+            reason: "target ε must be finite and > 0",
+        });
     }
     let (mut lo, mut hi) = (1e-3f64, 1e4f64);
     if eps_of(hi) > target {
-        return Err(AuditError::Invalid { field: "epsilon", value: target.to_string(), reason: "too small to reach with σ ≤ 1e4" });
+        return Err(AuditError::Invalid {
+            field: "epsilon",
+            value: target.to_string(),
+            reason: "too small to reach with σ ≤ 1e4",
+        });
     }
     for _ in 0..200 {
         let mid = (lo * hi).sqrt();
@@ -350,7 +409,13 @@ mod tests {
         let mut s = 0.0;
         for p in pos {
             for n in neg {
-                s += if p > n { 1.0 } else if p == n { 0.5 } else { 0.0 };
+                s += if p > n {
+                    1.0
+                } else if p == n {
+                    0.5
+                } else {
+                    0.0
+                };
             }
         }
         assert!((auc(&pos, &neg) - s / 12.0).abs() < 1e-12);
@@ -399,7 +464,10 @@ mod tests {
         assert!(bb.epsilon_lb > 0.0);
         // no signal: no bound
         let same: Vec<f64> = (0..100).map(|i| (i % 7) as f64).collect();
-        assert_eq!(multi_run_bound(&same, &same, 1e-5, 0.05, 1, ThresholdRule::Bonferroni).unwrap().epsilon_lb, 0.0);
+        assert_eq!(
+            multi_run_bound(&same, &same, 1e-5, 0.05, 1, ThresholdRule::Bonferroni).unwrap().epsilon_lb,
+            0.0
+        );
     }
 
     #[test]

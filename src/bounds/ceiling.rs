@@ -63,7 +63,11 @@ fn check_profile(profile: &[(f64, f64)]) -> Result<()> {
     }
     for &(e, d) in profile {
         if e.is_nan() || e < 0.0 {
-            return Err(BoundError::InvalidParameter { name: "profile epsilon", value: e, expected: "ε >= 0 (may be +inf)" });
+            return Err(BoundError::InvalidParameter {
+                name: "profile epsilon",
+                value: e,
+                expected: "ε >= 0 (may be +inf)",
+            });
         }
         check_closed("profile delta", d, 0.0, 1.0, "δ in [0, 1]")?;
     }
@@ -106,7 +110,11 @@ pub fn default_eps_grid() -> Vec<f64> {
 
 /// Ceiling from a curve ε′ ↦ δ(ε′) evaluated on `eps_grid` (the minimum over a grid is still a
 /// valid upper bound; a finer grid only tightens it).
-pub fn ceiling_from_curve(s0: f64, delta_of_eps: &dyn Fn(f64) -> f64, eps_grid: &[f64]) -> Result<BoundValue> {
+pub fn ceiling_from_curve(
+    s0: f64,
+    delta_of_eps: &dyn Fn(f64) -> f64,
+    eps_grid: &[f64],
+) -> Result<BoundValue> {
     let profile: Vec<(f64, f64)> = eps_grid.iter().map(|&e| (e, delta_of_eps(e))).collect();
     ceiling_from_profile(s0, &profile)
 }
@@ -179,7 +187,11 @@ pub fn gdp_mu_clt(q: f64, sigma: f64, steps: u64) -> Result<f64> {
 /// The smallest collective size k ≤ `max_k` whose ceiling reaches `target`: every collective with
 /// fewer members has expected success below `target` — a privacy-side LOWER bound on the critical
 /// mass. `ceiling(k)` must be non-decreasing in k (all ceilings here are). `None` if not reached.
-pub fn min_group_for_target(target: f64, max_k: u64, ceiling: &dyn Fn(u64) -> Result<f64>) -> Result<Option<u64>> {
+pub fn min_group_for_target(
+    target: f64,
+    max_k: u64,
+    ceiling: &dyn Fn(u64) -> Result<f64>,
+) -> Result<Option<u64>> {
     check_closed("target", target, 0.0, 1.0, "a success rate in [0, 1]")?;
     if ceiling(max_k)? < target {
         return Ok(None);
@@ -227,7 +239,8 @@ mod tests {
     fn add_remove_uses_a_group_of_2k() {
         // ReplaceOne with k = 2 equals AddRemove with k = 1 (both m = 2), up to the two-stage min.
         let a = ceiling_generic(0.05, 0.5, 1e-5, 2, Adjacency::ReplaceOne).unwrap().value;
-        let one_group = ceiling_from_profile(0.05, &[generic_group_point(0.5, 1e-5, 2).unwrap()]).unwrap().value;
+        let one_group =
+            ceiling_from_profile(0.05, &[generic_group_point(0.5, 1e-5, 2).unwrap()]).unwrap().value;
         assert!((a - one_group).abs() < 1e-15);
         let b = ceiling_generic(0.05, 0.5, 1e-5, 1, Adjacency::AddRemove).unwrap().value;
         assert!(b <= one_group + 1e-15);

@@ -189,10 +189,18 @@ pub(super) fn validate_sgd(s: &Sgd) -> Result<()> {
     check_positive("expected_batch", s.l)?;
     check_open_closed("q", s.q, 0.0, 1.0, "a sampling rate in (0, 1]")?;
     if s.dim == 0 {
-        return Err(BoundError::InvalidParameter { name: "dim", value: 0.0, expected: "a parameter count >= 1" });
+        return Err(BoundError::InvalidParameter {
+            name: "dim",
+            value: 0.0,
+            expected: "a parameter count >= 1",
+        });
     }
     if !(s.beta > 0.0 && s.beta < 1.0) {
-        return Err(BoundError::InvalidParameter { name: "beta", value: s.beta, expected: "a failure probability in (0, 1)" });
+        return Err(BoundError::InvalidParameter {
+            name: "beta",
+            value: s.beta,
+            expected: "a failure probability in (0, 1)",
+        });
     }
     if s.lr * s.lambda >= 1.0 {
         return Err(BoundError::InvalidParameter { name: "lr", value: s.lr, expected: "lr·lambda < 1" });
@@ -214,7 +222,9 @@ fn radius(s: &Sgd, d0: f64, bias: f64, e_opt: f64) -> Radius {
         let sampling = if s.q >= 1.0 {
             0.0 // every record is in every batch: no sampling error
         } else {
-            s.clip * ((2.0 * (1.0 - s.q) * ln_samp / s.l).sqrt() + 2.0 * s.q.max(1.0 - s.q) / (3.0 * s.l) * ln_samp)
+            s.clip
+                * ((2.0 * (1.0 - s.q) * ln_samp / s.l).sqrt()
+                    + 2.0 * s.q.max(1.0 - s.q) / (3.0 * s.l) * ln_samp)
         };
         (noise, sampling)
     };
@@ -241,12 +251,22 @@ pub fn margin_success(margins: &[f64], x_norms: &[f64], kappa: f64, r: f64) -> f
 }
 
 /// Margins finite, norms ≥ 0, both non-empty and of one length.
-pub(super) fn check_points(margins: &[f64], norms: &[f64], mname: &'static str, nname: &'static str) -> Result<()> {
+pub(super) fn check_points(
+    margins: &[f64],
+    norms: &[f64],
+    mname: &'static str,
+    nname: &'static str,
+) -> Result<()> {
     if margins.is_empty() {
         return Err(BoundError::Empty { name: mname });
     }
     if margins.len() != norms.len() {
-        return Err(BoundError::LengthMismatch { a_name: mname, a: margins.len(), b_name: nname, b: norms.len() });
+        return Err(BoundError::LengthMismatch {
+            a_name: mname,
+            a: margins.len(),
+            b_name: nname,
+            b: norms.len(),
+        });
     }
     for &m in margins {
         if !m.is_finite() {
@@ -279,7 +299,11 @@ pub fn convex_dpsgd_detail(inp: &ConvexDpsgdInputs) -> Result<DpsgdBound> {
     validate_sgd(&s)?;
     if let ConvexModel::Softmax { classes } = inp.model {
         if classes < 2 {
-            return Err(BoundError::InvalidParameter { name: "classes", value: classes as f64, expected: "K >= 2" });
+            return Err(BoundError::InvalidParameter {
+                name: "classes",
+                value: classes as f64,
+                expected: "K >= 2",
+            });
         }
     }
     let max_lr = 2.0 / (inp.smoothness + 2.0 * inp.lambda);
@@ -297,7 +321,9 @@ pub fn convex_dpsgd_detail(inp: &ConvexDpsgdInputs) -> Result<DpsgdBound> {
             }
             (0.0, BoundKind::Guarantee, CONVEX_ASSUMPTIONS)
         }
-        Reference::UnclippedMinimiser { clip_bias } => (check_nonneg("clip_bias", clip_bias)?, BoundKind::Guarantee, CONVEX_ASSUMPTIONS),
+        Reference::UnclippedMinimiser { clip_bias } => {
+            (check_nonneg("clip_bias", clip_bias)?, BoundKind::Guarantee, CONVEX_ASSUMPTIONS)
+        }
         Reference::ClippedFixedPoint => (0.0, BoundKind::Prediction, FIXED_POINT_ASSUMPTIONS),
     };
     let e = inp.theta_hat_error;
@@ -305,7 +331,11 @@ pub fn convex_dpsgd_detail(inp: &ConvexDpsgdInputs) -> Result<DpsgdBound> {
     let kappa = inp.model.margin_constant();
     let value = margin_success(inp.theta_hat_margins, inp.x_norms, kappa, r.total);
     let probability = if kind == BoundKind::Guarantee { Some(1.0 - inp.beta) } else { None };
-    Ok(DpsgdBound { bound: BoundValue::new(value, kind, probability, assumptions), radius: r, margin_constant: kappa })
+    Ok(DpsgdBound {
+        bound: BoundValue::new(value, kind, probability, assumptions),
+        radius: r,
+        margin_constant: kappa,
+    })
 }
 
 /// The convex DP-SGD lower bound: with probability ≥ 1 − β (when a guarantee), the last DP-SGD
@@ -363,13 +393,21 @@ pub fn deep_dpsgd_prediction(inp: &DeepDpsgdInputs) -> Result<DpsgdBound> {
         beta: inp.beta,
     };
     validate_sgd(&s).map_err(|e| match e {
-        BoundError::InvalidParameter { name: "lambda", value, expected } => BoundError::InvalidParameter { name: "lambda_eff", value, expected },
-        BoundError::InvalidParameter { name: "dim", value, expected } => BoundError::InvalidParameter { name: "dim_eff", value, expected },
+        BoundError::InvalidParameter { name: "lambda", value, expected } => {
+            BoundError::InvalidParameter { name: "lambda_eff", value, expected }
+        }
+        BoundError::InvalidParameter { name: "dim", value, expected } => {
+            BoundError::InvalidParameter { name: "dim_eff", value, expected }
+        }
         other => other,
     })?;
     let r = radius(&s, inp.theta0_dist, 0.0, 0.0);
     let value = margin_success(inp.margins, inp.feature_norms, inp.margin_constant, r.total);
-    Ok(DpsgdBound { bound: BoundValue::new(value, BoundKind::Prediction, None, DEEP_ASSUMPTIONS), radius: r, margin_constant: inp.margin_constant })
+    Ok(DpsgdBound {
+        bound: BoundValue::new(value, BoundKind::Prediction, None, DEEP_ASSUMPTIONS),
+        radius: r,
+        margin_constant: inp.margin_constant,
+    })
 }
 
 #[cfg(test)]

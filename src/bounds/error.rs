@@ -35,7 +35,9 @@ pub enum BoundError {
         name: &'static str,
     },
     /// The learning rate is too large for the contraction argument of the DP-SGD bound.
-    #[error("lr = {lr} is too large for the contraction argument: need lr <= 2/(smoothness + 2*lambda) = {max}")]
+    #[error(
+        "lr = {lr} is too large for the contraction argument: need lr <= 2/(smoothness + 2*lambda) = {max}"
+    )]
     StepTooLarge {
         /// The learning rate given.
         lr: f64,
@@ -52,7 +54,13 @@ pub enum BoundError {
 pub type Result<T> = std::result::Result<T, BoundError>;
 
 /// `value` must be finite and in `[lo, hi]` (closed) — returns it, else an error naming `name`.
-pub(crate) fn check_closed(name: &'static str, value: f64, lo: f64, hi: f64, expected: &'static str) -> Result<f64> {
+pub(crate) fn check_closed(
+    name: &'static str,
+    value: f64,
+    lo: f64,
+    hi: f64,
+    expected: &'static str,
+) -> Result<f64> {
     if value.is_finite() && value >= lo && value <= hi {
         Ok(value)
     } else {
@@ -61,7 +69,13 @@ pub(crate) fn check_closed(name: &'static str, value: f64, lo: f64, hi: f64, exp
 }
 
 /// `value` must be finite and in `(lo, hi]`.
-pub(crate) fn check_open_closed(name: &'static str, value: f64, lo: f64, hi: f64, expected: &'static str) -> Result<f64> {
+pub(crate) fn check_open_closed(
+    name: &'static str,
+    value: f64,
+    lo: f64,
+    hi: f64,
+    expected: &'static str,
+) -> Result<f64> {
     if value.is_finite() && value > lo && value <= hi {
         Ok(value)
     } else {

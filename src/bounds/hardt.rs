@@ -35,8 +35,13 @@ impl Suboptimality {
     pub fn validate(&self) -> Result<()> {
         match *self {
             Suboptimality::None => Ok(()),
-            Suboptimality::TotalVariation(e) => check_closed("suboptimality_tv", e, 0.0, 1.0, "a total-variation distance in [0, 1]").map(|_| ()),
-            Suboptimality::Absolute(a) => check_closed("suboptimality_abs", a, 0.0, 1.0, "an absolute term in [0, 1]").map(|_| ()),
+            Suboptimality::TotalVariation(e) => {
+                check_closed("suboptimality_tv", e, 0.0, 1.0, "a total-variation distance in [0, 1]")
+                    .map(|_| ())
+            }
+            Suboptimality::Absolute(a) => {
+                check_closed("suboptimality_abs", a, 0.0, 1.0, "an absolute term in [0, 1]").map(|_| ())
+            }
         }
     }
 
@@ -118,10 +123,18 @@ pub fn hardt_critical_mass(target: f64, delta_gap: f64, xi: f64, sub: Suboptimal
 /// on the signal set (the collective module decides membership and passes the count).
 pub fn xi_from_counts(on_signal_set: u64, total: u64) -> Result<f64> {
     if total == 0 {
-        return Err(BoundError::InvalidParameter { name: "total", value: 0.0, expected: "at least one clean training point" });
+        return Err(BoundError::InvalidParameter {
+            name: "total",
+            value: 0.0,
+            expected: "at least one clean training point",
+        });
     }
     if on_signal_set > total {
-        return Err(BoundError::InvalidParameter { name: "on_signal_set", value: on_signal_set as f64, expected: "a count no larger than total" });
+        return Err(BoundError::InvalidParameter {
+            name: "on_signal_set",
+            value: on_signal_set as f64,
+            expected: "a count no larger than total",
+        });
     }
     Ok(on_signal_set as f64 / total as f64)
 }

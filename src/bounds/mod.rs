@@ -48,7 +48,12 @@ pub struct BoundValue {
 }
 
 impl BoundValue {
-    pub(crate) fn new(value: f64, kind: BoundKind, probability: Option<f64>, assumptions: &'static str) -> Self {
+    pub(crate) fn new(
+        value: f64,
+        kind: BoundKind,
+        probability: Option<f64>,
+        assumptions: &'static str,
+    ) -> Self {
         BoundValue { value: clamp01(value), kind, probability, assumptions }
     }
 }

@@ -165,7 +165,15 @@ pub fn moment_bound(inp: &MomentInputs) -> Result<MomentBound> {
         .margins
         .iter()
         .zip(inp.x_norms)
-        .map(|(&m, &x)| if x > 0.0 { m / (kappa * x) - parts.opt_error } else if m > 0.0 { f64::INFINITY } else { f64::NEG_INFINITY })
+        .map(|(&m, &x)| {
+            if x > 0.0 {
+                m / (kappa * x) - parts.opt_error
+            } else if m > 0.0 {
+                f64::INFINITY
+            } else {
+                f64::NEG_INFINITY
+            }
+        })
         .collect();
     // P(‖Δ_T‖ ≥ a) ≤ min(V/a², W/a⁴): Markov on the second and on the fourth power.
     let tail = |a: f64| (parts.total / (a * a)).min(parts.fourth / (a * a * a * a)).min(1.0);
@@ -199,7 +207,15 @@ fn second_moment(inp: &MomentInputs) -> MomentParts {
     let sampling = geo * sampling_var;
     let noise = geo * noise_var;
     let fourth = fourth_moment(inp, rho, d0, sampling_var, noise_var);
-    MomentParts { init, sampling, noise, total: init + sampling + noise, fourth, opt_error: inp.theta_hat_error, contraction }
+    MomentParts {
+        init,
+        sampling,
+        noise,
+        total: init + sampling + noise,
+        fourth,
+        opt_error: inp.theta_hat_error,
+        contraction,
+    }
 }
 
 /// W ≥ E‖Δ_T‖⁴ by iterating the fourth-moment recursion (docs/bounds.md §2.9, step 6):
@@ -227,7 +243,10 @@ fn fourth_moment(inp: &MomentInputs, rho: f64, d0: f64, s_samp2: f64, noise_var:
     let (mut m1, mut m2) = (d0 * d0, d0.powi(4));
     let (r2, r4) = (rho * rho, rho.powi(4));
     for _ in 0..inp.steps {
-        let next2 = r4 * m2 + (4.0 * lambda_w + 2.0 * s2) * eta * eta * r2 * m1 + 4.0 * eta.powi(3) * rho * m3 * m1.sqrt() + eta.powi(4) * m4;
+        let next2 = r4 * m2
+            + (4.0 * lambda_w + 2.0 * s2) * eta * eta * r2 * m1
+            + 4.0 * eta.powi(3) * rho * m3 * m1.sqrt()
+            + eta.powi(4) * m4;
         m1 = r2 * m1 + eta * eta * s2;
         m2 = next2;
     }
@@ -236,7 +255,11 @@ fn fourth_moment(inp: &MomentInputs, rho: f64, d0: f64, s_samp2: f64, noise_var:
 
 /// Σ_i min(C, κ‖x̃_i‖)² over training points: the per-sample clipped gradient norms' worst case
 /// (‖∇ℓ_i‖ ≤ κ‖x̃_i‖: ‖p − e_y‖ ≤ √2 for softmax, |σ| ≤ 1 for logistic).
-pub fn clipped_grad_sq_sum(model: ConvexModel, train_x_norms: impl IntoIterator<Item = f64>, clip: f64) -> f64 {
+pub fn clipped_grad_sq_sum(
+    model: ConvexModel,
+    train_x_norms: impl IntoIterator<Item = f64>,
+    clip: f64,
+) -> f64 {
     let kappa = model.grad_norm_factor();
     train_x_norms.into_iter().map(|x| (kappa * x).min(clip).powi(2)).sum()
 }
@@ -317,7 +340,10 @@ mod tests {
         let lw = ss + sc2;
         let e4 = 0.1 * 0.9 * 1000.0 / l.powi(4) + 3.0 * ss * ss;
         let m4 = e4 + 24.0 * sc2 * ss + sc2 * sc2 * 120.0;
-        let w1 = rho.powi(4) + (4.0 * lw + 2.0 * s2) * eta * eta * rho * rho + 4.0 * eta.powi(3) * rho * e4.powf(0.75) + eta.powi(4) * m4;
+        let w1 = rho.powi(4)
+            + (4.0 * lw + 2.0 * s2) * eta * eta * rho * rho
+            + 4.0 * eta.powi(3) * rho * e4.powf(0.75)
+            + eta.powi(4) * m4;
         assert!((b.parts.fourth - w1).abs() < 1e-15, "{} vs {w1}", b.parts.fourth);
     }
 

@@ -37,9 +37,15 @@ other collectives with a different target agreed on one label (worst case).";
 
 /// Lower bound on collective `i`'s success among `collectives`; `overlap[j][i] = ω_{ji}`
 /// (diagonal ignored). A square matrix of size `collectives.len()` is required.
-pub fn multi_collective_bound(collectives: &[Collective], overlap: &[Vec<f64>], i: usize, sub: Suboptimality) -> Result<BoundValue> {
+pub fn multi_collective_bound(
+    collectives: &[Collective],
+    overlap: &[Vec<f64>],
+    i: usize,
+    sub: Suboptimality,
+) -> Result<BoundValue> {
     let raw = multi_raw(collectives, overlap, i, &sub)?;
-    let kind = if matches!(sub, Suboptimality::Absolute(_)) { BoundKind::Prediction } else { BoundKind::Guarantee };
+    let kind =
+        if matches!(sub, Suboptimality::Absolute(_)) { BoundKind::Prediction } else { BoundKind::Guarantee };
     Ok(BoundValue::new(raw, kind, None, MULTI_ASSUMPTIONS))
 }
 
@@ -49,14 +55,28 @@ fn multi_raw(collectives: &[Collective], overlap: &[Vec<f64>], i: usize, sub: &S
         return Err(BoundError::Empty { name: "collectives" });
     }
     if i >= m {
-        return Err(BoundError::InvalidParameter { name: "index", value: i as f64, expected: "an index into collectives" });
+        return Err(BoundError::InvalidParameter {
+            name: "index",
+            value: i as f64,
+            expected: "an index into collectives",
+        });
     }
     if overlap.len() != m {
-        return Err(BoundError::LengthMismatch { a_name: "overlap", a: overlap.len(), b_name: "collectives", b: m });
+        return Err(BoundError::LengthMismatch {
+            a_name: "overlap",
+            a: overlap.len(),
+            b_name: "collectives",
+            b: m,
+        });
     }
     for row in overlap {
         if row.len() != m {
-            return Err(BoundError::LengthMismatch { a_name: "overlap row", a: row.len(), b_name: "collectives", b: m });
+            return Err(BoundError::LengthMismatch {
+                a_name: "overlap row",
+                a: row.len(),
+                b_name: "collectives",
+                b: m,
+            });
         }
         for &w in row {
             check_closed("overlap", w, 0.0, 1.0, "an overlap mass in [0, 1]")?;
@@ -70,7 +90,11 @@ fn multi_raw(collectives: &[Collective], overlap: &[Vec<f64>], i: usize, sub: &S
         total += c.alpha;
     }
     if total > 1.0 + 1e-12 {
-        return Err(BoundError::InvalidParameter { name: "alpha (sum over collectives)", value: total, expected: "a total fraction <= 1" });
+        return Err(BoundError::InvalidParameter {
+            name: "alpha (sum over collectives)",
+            value: total,
+            expected: "a total fraction <= 1",
+        });
     }
     sub.validate()?;
     let ci = collectives[i];
@@ -88,7 +112,13 @@ fn multi_raw(collectives: &[Collective], overlap: &[Vec<f64>], i: usize, sub: &S
 /// whose bound reaches `target`. Closed form (the bound is increasing in α_i):
 /// `α_i* = [(1 − A₋ᵢ)Δ_iξ_i + Σ_conflicting α_jω_ji + 2ε] / (1 − S* + Δ_iξ_i)` (TV ε; with an
 /// absolute term a replace `1 − S*` by `1 − a − S*` and drop 2ε). `None` if it does not fit.
-pub fn multi_critical_mass(collectives: &[Collective], overlap: &[Vec<f64>], i: usize, target: f64, sub: Suboptimality) -> Result<Option<f64>> {
+pub fn multi_critical_mass(
+    collectives: &[Collective],
+    overlap: &[Vec<f64>],
+    i: usize,
+    target: f64,
+    sub: Suboptimality,
+) -> Result<Option<f64>> {
     check_open_closed("target", target, 0.0, 1.0, "a success rate in (0, 1]")?;
     // Validate everything once through the bound itself.
     multi_raw(collectives, overlap, i, &sub)?;
@@ -182,7 +212,8 @@ fn noise_as_mixture(n: &CoordinationNoise) -> Result<(Vec<Collective>, Vec<Vec<f
         overlap_to_main.push(0.0);
     }
     let m = cols.len();
-    let overlap = (0..m).map(|j| (0..m).map(|i| if i == 0 { overlap_to_main[j] } else { 0.0 }).collect()).collect();
+    let overlap =
+        (0..m).map(|j| (0..m).map(|i| if i == 0 { overlap_to_main[j] } else { 0.0 }).collect()).collect();
     Ok((cols, overlap))
 }
 
@@ -221,7 +252,14 @@ mod tests {
 
     #[test]
     fn noise_hand_computed_and_reduces_to_hardt() {
-        let n = CoordinationNoise { alpha: 0.1, nu_wrong_label: 0.0, nu_wrong_trigger: 0.0, wrong_label_overlap: 1.0, delta_gap: 0.5, xi: 0.02 };
+        let n = CoordinationNoise {
+            alpha: 0.1,
+            nu_wrong_label: 0.0,
+            nu_wrong_trigger: 0.0,
+            wrong_label_overlap: 1.0,
+            delta_gap: 0.5,
+            xi: 0.02,
+        };
         let h = hardt_bound(0.1, 0.5, 0.02, Suboptimality::None).unwrap().value;
         assert!((noise_bound(&n, Suboptimality::None).unwrap().value - h).abs() < 1e-12);
         // ν_L = 0.1, ν_T = 0.1, ω = 1: 1 − [0.9·0.01 + 0.1·0.1·1]/(0.1·0.8) = 1 − 0.019/0.08 = 0.7625.
@@ -234,12 +272,23 @@ mod tests {
 
     #[test]
     fn errors_name_the_parameter() {
-        let c = [Collective { alpha: 0.7, target: 1, delta_gap: 0.5, xi: 0.1 }, Collective { alpha: 0.7, target: 2, delta_gap: 0.5, xi: 0.1 }];
-        let e = multi_collective_bound(&c, &[vec![0.0; 2], vec![0.0; 2]], 0, Suboptimality::None).unwrap_err();
+        let c = [
+            Collective { alpha: 0.7, target: 1, delta_gap: 0.5, xi: 0.1 },
+            Collective { alpha: 0.7, target: 2, delta_gap: 0.5, xi: 0.1 },
+        ];
+        let e =
+            multi_collective_bound(&c, &[vec![0.0; 2], vec![0.0; 2]], 0, Suboptimality::None).unwrap_err();
         assert!(e.to_string().contains("alpha"));
         let e = multi_collective_bound(&c[..1], &[vec![0.0; 2]], 0, Suboptimality::None).unwrap_err();
         assert!(e.to_string().contains("overlap"));
-        let n = CoordinationNoise { alpha: 0.1, nu_wrong_label: 0.6, nu_wrong_trigger: 0.5, wrong_label_overlap: 1.0, delta_gap: 0.5, xi: 0.02 };
+        let n = CoordinationNoise {
+            alpha: 0.1,
+            nu_wrong_label: 0.6,
+            nu_wrong_trigger: 0.5,
+            wrong_label_overlap: 1.0,
+            delta_gap: 0.5,
+            xi: 0.02,
+        };
         assert!(noise_bound(&n, Suboptimality::None).unwrap_err().to_string().contains("nu_wrong"));
     }
 }

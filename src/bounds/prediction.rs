@@ -86,7 +86,8 @@ pub fn noise_variance(s: &NoiseSchedule) -> Result<f64> {
         return Err(BoundError::InvalidParameter {
             name: "lambda_eff",
             value: s.lambda_eff,
-            expected: "lr/(1 - momentum) * lambda_eff < 1 (a contraction rho = 1 - eta_eff*lambda_eff in (0, 1])",
+            expected:
+                "lr/(1 - momentum) * lambda_eff < 1 (a contraction rho = 1 - eta_eff*lambda_eff in (0, 1])",
         });
     }
     let per_step = eta_eff * s.sigma * s.clip / s.expected_batch;
@@ -155,7 +156,12 @@ impl DeepNoiseModel {
         check_closed("clip_only_success", c.clip_only_success, 0.0, 1.0, "a success rate in [0, 1]")?;
         check_closed("baseline", c.baseline, 0.0, 1.0, "a success rate in [0, 1]")?;
         let v = noise_variance(&c.noise)?;
-        Ok(BoundValue::new(self.value(v, c.clip_only_success, c.baseline), BoundKind::Prediction, None, ASSUMPTIONS))
+        Ok(BoundValue::new(
+            self.value(v, c.clip_only_success, c.baseline),
+            BoundKind::Prediction,
+            None,
+            ASSUMPTIONS,
+        ))
     }
 }
 
@@ -194,7 +200,13 @@ fn variances(obs: &[Observation]) -> Result<Vec<f64>> {
     obs.iter()
         .map(|o| {
             check_closed("success", o.success, 0.0, 1.0, "a success rate in [0, 1]")?;
-            check_closed("clip_only_success", o.input.clip_only_success, 0.0, 1.0, "a success rate in [0, 1]")?;
+            check_closed(
+                "clip_only_success",
+                o.input.clip_only_success,
+                0.0,
+                1.0,
+                "a success rate in [0, 1]",
+            )?;
             check_closed("baseline", o.input.baseline, 0.0, 1.0, "a success rate in [0, 1]")?;
             noise_variance(&o.input.noise)
         })
@@ -212,7 +224,9 @@ pub fn calibrate(obs: &[Observation], loss: Loss) -> Result<Calibration> {
     let vs = variances(obs)?;
     let mut sd: Vec<f64> = vs.iter().map(|v| v.sqrt()).filter(|s| *s > 0.0).collect();
     if sd.is_empty() {
-        return Err(BoundError::NotCovered("the calibration cells have no noise (sigma = 0): k is not identifiable".into()));
+        return Err(BoundError::NotCovered(
+            "the calibration cells have no noise (sigma = 0): k is not identifiable".into(),
+        ));
     }
     sd.sort_by(f64::total_cmp);
     let scale = 1.0 / sd[sd.len() / 2];
@@ -272,7 +286,8 @@ pub fn calibrate(obs: &[Observation], loss: Loss) -> Result<Calibration> {
 
 /// Predictions of `model` on `obs` and their mean absolute error (NaN for no cells).
 pub fn evaluate(model: &DeepNoiseModel, obs: &[Observation]) -> Result<Evaluation> {
-    let predictions = obs.iter().map(|o| model.predict(&o.input).map(|b| b.value)).collect::<Result<Vec<f64>>>()?;
+    let predictions =
+        obs.iter().map(|o| model.predict(&o.input).map(|b| b.value)).collect::<Result<Vec<f64>>>()?;
     let mae = if obs.is_empty() {
         f64::NAN
     } else {
@@ -286,7 +301,15 @@ mod tests {
     use super::*;
 
     fn sched(sigma: f64, clip: f64) -> NoiseSchedule {
-        NoiseSchedule { lr: 0.5, momentum: 0.0, sigma, clip, expected_batch: 256.0, steps: 125, lambda_eff: 0.0 }
+        NoiseSchedule {
+            lr: 0.5,
+            momentum: 0.0,
+            sigma,
+            clip,
+            expected_batch: 256.0,
+            steps: 125,
+            lambda_eff: 0.0,
+        }
     }
 
     #[test]
@@ -299,7 +322,15 @@ mod tests {
         let vm = noise_variance(&NoiseSchedule { momentum: 0.5, ..sched(1.2, 5.0) }).unwrap();
         assert!((vm - 4.0 * expect).abs() < 1e-14);
         // λ_eff = 0.4, η = 0.5: ρ = 0.8, T = 3: Σ ρ^{2t} = 1 + 0.64 + 0.4096 = 2.0496.
-        let s = NoiseSchedule { lr: 0.5, momentum: 0.0, sigma: 2.0, clip: 1.0, expected_batch: 10.0, steps: 3, lambda_eff: 0.4 };
+        let s = NoiseSchedule {
+            lr: 0.5,
+            momentum: 0.0,
+            sigma: 2.0,
+            clip: 1.0,
+            expected_batch: 10.0,
+            steps: 3,
+            lambda_eff: 0.4,
+        };
         let v = noise_variance(&s).unwrap();
         let expect = (0.5f64 * 2.0 / 10.0).powi(2) * 2.0496;
         assert!((v - expect).abs() < 1e-15, "{v} vs {expect}");

@@ -20,7 +20,11 @@ fn check_data(xs: &[Vec<f64>], ys: &[usize], classes: usize) -> Result<usize> {
         return Err(BoundError::LengthMismatch { a_name: "xs", a: xs.len(), b_name: "ys", b: ys.len() });
     }
     if classes < 2 {
-        return Err(BoundError::InvalidParameter { name: "classes", value: classes as f64, expected: "K >= 2" });
+        return Err(BoundError::InvalidParameter {
+            name: "classes",
+            value: classes as f64,
+            expected: "K >= 2",
+        });
     }
     let d = xs[0].len();
     if d == 0 {
@@ -31,11 +35,19 @@ fn check_data(xs: &[Vec<f64>], ys: &[usize], classes: usize) -> Result<usize> {
             return Err(BoundError::LengthMismatch { a_name: "xs[i]", a: x.len(), b_name: "xs[0]", b: d });
         }
         if x.iter().any(|v| !v.is_finite()) {
-            return Err(BoundError::InvalidParameter { name: "xs", value: f64::NAN, expected: "finite features" });
+            return Err(BoundError::InvalidParameter {
+                name: "xs",
+                value: f64::NAN,
+                expected: "finite features",
+            });
         }
     }
     if let Some(&y) = ys.iter().find(|&&y| y >= classes) {
-        return Err(BoundError::InvalidParameter { name: "ys", value: y as f64, expected: "labels < classes" });
+        return Err(BoundError::InvalidParameter {
+            name: "ys",
+            value: y as f64,
+            expected: "labels < classes",
+        });
     }
     Ok(d)
 }
@@ -54,7 +66,15 @@ fn softmax(z: &[f64]) -> Vec<f64> {
 }
 
 /// Adds `w·clip_C(∇ℓ(Θ; x, y))` to `acc` (no clipping when `clip` is None).
-fn add_clipped_grad(acc: &mut [f64], theta: &[f64], classes: usize, x: &[f64], y: usize, clip: Option<f64>, w: f64) {
+fn add_clipped_grad(
+    acc: &mut [f64],
+    theta: &[f64],
+    classes: usize,
+    x: &[f64],
+    y: usize,
+    clip: Option<f64>,
+    w: f64,
+) {
     let d = x.len();
     let mut v = softmax(&logits(theta, classes, x));
     v[y] -= 1.0;
@@ -75,7 +95,14 @@ fn add_clipped_grad(acc: &mut [f64], theta: &[f64], classes: usize, x: &[f64], y
 
 /// `(1/N)Σ_i clip_C(∇ℓ_i(Θ)) + λΘ`: the gradient of the clipped objective (binary / K = 2, where
 /// it is one) or the clipped mean map (K ≥ 3); the unclipped gradient when `clip` is None.
-pub fn mean_gradient(theta: &[f64], xs: &[Vec<f64>], ys: &[usize], classes: usize, clip: Option<f64>, lambda: f64) -> Vec<f64> {
+pub fn mean_gradient(
+    theta: &[f64],
+    xs: &[Vec<f64>],
+    ys: &[usize],
+    classes: usize,
+    clip: Option<f64>,
+    lambda: f64,
+) -> Vec<f64> {
     let n = xs.len() as f64;
     let mut g: Vec<f64> = theta.iter().map(|t| lambda * t).collect();
     for (x, &y) in xs.iter().zip(ys) {
@@ -174,7 +201,12 @@ pub fn fit_softmax_reference(
     }
     let gn = norm(&g);
     let certified = clip.is_none() || classes == 2;
-    Ok(SoftmaxFit { theta, grad_norm: gn, error_bound: if certified { Some(gn / lambda) } else { None }, iterations: it })
+    Ok(SoftmaxFit {
+        theta,
+        grad_norm: gn,
+        error_bound: if certified { Some(gn / lambda) } else { None },
+        iterations: it,
+    })
 }
 
 /// Θ̃ for **2-class softmax** with clipping: the minimiser of the clipped objective, fitted in the
@@ -186,13 +218,21 @@ pub fn fit_softmax_reference(
 /// afresh in Θ-space with [`mean_gradient`], so `error_bound = grad_norm/λ` is a certificate
 /// (λ-strong convexity) whatever the iteration did. Stops when `error_bound ≤ tol` or after
 /// `max_iter` iterations.
-pub fn fit_two_class_reference(xs: &[Vec<f64>], ys: &[usize], lambda: f64, clip: f64, tol: f64, max_iter: usize) -> Result<SoftmaxFit> {
+pub fn fit_two_class_reference(
+    xs: &[Vec<f64>],
+    ys: &[usize],
+    lambda: f64,
+    clip: f64,
+    tol: f64,
+    max_iter: usize,
+) -> Result<SoftmaxFit> {
     let d = check_data(xs, ys, 2)?;
     check_positive("lambda", lambda)?;
     check_positive("clip", clip)?;
     check_positive("tol", tol)?;
     let n = xs.len() as f64;
-    let caps: Vec<f64> = xs.iter().map(|x| clip / (std::f64::consts::SQRT_2 * norm(x)).max(f64::MIN_POSITIVE)).collect();
+    let caps: Vec<f64> =
+        xs.iter().map(|x| clip / (std::f64::consts::SQRT_2 * norm(x)).max(f64::MIN_POSITIVE)).collect();
     let signs: Vec<f64> = ys.iter().map(|&y| if y == 1 { 1.0 } else { -1.0 }).collect();
     // ∇ of Ψ(w) + (λ/4)‖w‖² and the objective value (for restarts).
     // The data term over a range of rows, added into `g`.
@@ -235,7 +275,8 @@ pub fn fit_two_class_reference(xs: &[Vec<f64>], ys: &[usize], lambda: f64, clip:
     let mut y = w.clone();
     let mut g = vec![0.0; d];
     let mut it = 0;
-    let to_theta = |w: &[f64]| -> Vec<f64> { w.iter().map(|v| -0.5 * v).chain(w.iter().map(|v| 0.5 * v)).collect() };
+    let to_theta =
+        |w: &[f64]| -> Vec<f64> { w.iter().map(|v| -0.5 * v).chain(w.iter().map(|v| 0.5 * v)).collect() };
     loop {
         grad(&y, &mut g);
         // ‖∇_Θ F_C‖ = √2·‖∇_w‖ on the symmetric subspace; checked exactly at the end.
@@ -314,7 +355,12 @@ pub fn simulate_dpsgd_softmax(
 ) -> Result<Vec<f64>> {
     let d = check_data(xs, ys, classes)?;
     if theta0.len() != classes * d {
-        return Err(BoundError::LengthMismatch { a_name: "theta0", a: theta0.len(), b_name: "classes*dim", b: classes * d });
+        return Err(BoundError::LengthMismatch {
+            a_name: "theta0",
+            a: theta0.len(),
+            b_name: "classes*dim",
+            b: classes * d,
+        });
     }
     check_positive("clip", s.clip)?;
     super::error::check_open_closed("q", s.q, 0.0, 1.0, "a sampling rate in (0, 1]")?;
@@ -372,7 +418,13 @@ mod tests {
 
     #[test]
     fn two_class_fit_matches_plain_gradient_descent() {
-        let xs = vec![vec![1.0, 0.0, 1.0], vec![-1.0, 0.5, 1.0], vec![0.2, -1.0, 1.0], vec![-0.5, -0.5, 1.0], vec![3.0, 2.0, 1.0]];
+        let xs = vec![
+            vec![1.0, 0.0, 1.0],
+            vec![-1.0, 0.5, 1.0],
+            vec![0.2, -1.0, 1.0],
+            vec![-0.5, -0.5, 1.0],
+            vec![3.0, 2.0, 1.0],
+        ];
         let ys = vec![0, 1, 0, 1, 1];
         for clip in [0.3, 1.0, 10.0] {
             let slow = fit_softmax_reference(&xs, &ys, 2, 0.05, Some(clip), 1e-11, 1_000_000).unwrap();
@@ -391,10 +443,17 @@ mod tests {
         use rand::SeedableRng;
         let mut rng = crate::rng::ChaCha20Rng::seed_from_u64(5);
         let (n, d) = (5000, 840);
-        let xs: Vec<Vec<f64>> = (0..n).map(|_| (0..d).map(|j| if j + 1 == d { 1.0 } else { rng.random::<f64>() * 0.2 - 0.1 }).collect()).collect();
+        let xs: Vec<Vec<f64>> = (0..n)
+            .map(|_| (0..d).map(|j| if j + 1 == d { 1.0 } else { rng.random::<f64>() * 0.2 - 0.1 }).collect())
+            .collect();
         let ys: Vec<usize> = (0..n).map(|i| usize::from(xs[i][0] + xs[i][1] > 0.0)).collect();
         let fit = fit_two_class_reference(&xs, &ys, 0.5, 0.3, 1e-7, 10_000).unwrap();
-        assert!(fit.error_bound.unwrap() <= 1e-7, "{:?} after {} iterations", fit.error_bound, fit.iterations);
+        assert!(
+            fit.error_bound.unwrap() <= 1e-7,
+            "{:?} after {} iterations",
+            fit.error_bound,
+            fit.iterations
+        );
     }
 
     #[test]

@@ -122,7 +122,8 @@ pub fn run(args: AccountArgs) -> anyhow::Result<()> {
                 let mut rep = None;
                 for _ in 0..repeat {
                     let t0 = std::time::Instant::now();
-                    let r = accountant::epsilon(*m, &[phase], delta).with_context(|| format!("{m} accountant"))?;
+                    let r = accountant::epsilon(*m, &[phase], delta)
+                        .with_context(|| format!("{m} accountant"))?;
                     best = best.min(t0.elapsed().as_secs_f64());
                     rep = Some(r);
                 }
@@ -152,7 +153,9 @@ pub fn run(args: AccountArgs) -> anyhow::Result<()> {
                 }
                 for (m, rep, _) in &results {
                     match (m, rep.optimal_order) {
-                        (Method::Rdp, Some(o)) => println!("RDP: ε = {} (optimal order α = {o})", rep.epsilon),
+                        (Method::Rdp, Some(o)) => {
+                            println!("RDP: ε = {} (optimal order α = {o})", rep.epsilon)
+                        }
                         (Method::Rdp, None) => println!("RDP: ε = {}", rep.epsilon),
                         (Method::Pld, _) => println!("PLD: ε = {} (upper bound)", rep.epsilon),
                     }
@@ -164,7 +167,8 @@ pub fn run(args: AccountArgs) -> anyhow::Result<()> {
             if !(target.is_finite() && target > 0.0) {
                 bail!("--target-epsilon must be finite and > 0, got {target}");
             }
-            let mut out = json!({ "sample_rate": q, "steps": steps, "delta": delta, "target_epsilon": target });
+            let mut out =
+                json!({ "sample_rate": q, "steps": steps, "delta": delta, "target_epsilon": target });
             let mut lines = vec![format!("q = {q}, T = {steps} steps, δ = {delta}, target ε = {target}")];
             for m in &methods {
                 let sigma = accountant::calibrate_sigma(*m, target, delta, q, steps)

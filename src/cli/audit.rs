@@ -5,8 +5,8 @@
 //! RDP with `--accountant rdp`) for the same (q, σ, T, δ) as the audited training.
 
 use anyhow::{bail, Context};
-use crowdout::accountant::{self as acct, Method};
 use clap::{Args, Subcommand};
+use crowdout::accountant::{self as acct, Method};
 use crowdout::audit::{self, CanaryLabel, MiaConfig, MultiRunConfig, OneRunConfig, ThresholdRule, TrainSpec};
 use crowdout::collective::{CollectiveSpec, Trigger};
 use crowdout::data::{self, DataDir, DatasetSpec, Limits};
@@ -197,7 +197,14 @@ fn positive(flag: &str, v: f64) -> anyhow::Result<()> {
 }
 
 /// σ from --noise-multiplier or --epsilon (calibrated), and the accountant's ε for it.
-fn privacy(method: Method, sigma: Option<f64>, eps: Option<f64>, q: f64, steps: u64, delta: f64) -> anyhow::Result<(f64, f64)> {
+fn privacy(
+    method: Method,
+    sigma: Option<f64>,
+    eps: Option<f64>,
+    q: f64,
+    steps: u64,
+    delta: f64,
+) -> anyhow::Result<(f64, f64)> {
     let sigma = match (sigma, eps) {
         (Some(s), None) => {
             if !(s.is_finite() && s >= 0.0) {
@@ -207,17 +214,24 @@ fn privacy(method: Method, sigma: Option<f64>, eps: Option<f64>, q: f64, steps: 
         }
         (None, Some(e)) => {
             positive("--epsilon", e)?;
-            acct::calibrate_sigma(method, e, delta, q, steps).with_context(|| format!("calibrating σ for --epsilon {e}"))?
+            acct::calibrate_sigma(method, e, delta, q, steps)
+                .with_context(|| format!("calibrating σ for --epsilon {e}"))?
         }
         _ => bail!("give --noise-multiplier or --epsilon"),
     };
-    let eps = if sigma == 0.0 { f64::INFINITY } else { acct::epsilon(method, &[acct::Phase { q, sigma, steps }], delta)?.epsilon };
+    let eps = if sigma == 0.0 {
+        f64::INFINITY
+    } else {
+        acct::epsilon(method, &[acct::Phase { q, sigma, steps }], delta)?.epsilon
+    };
     Ok((sigma, eps))
 }
 
 fn bar(total: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed_precise} (eta {eta})") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed_precise} (eta {eta})")
+    {
         pb.set_style(style.progress_chars("=> "));
     }
     pb.set_message(what.to_string());
@@ -249,15 +263,26 @@ fn prepare(c: &CommonArgs) -> anyhow::Result<Prepared> {
     if !c.hidden.is_empty() && c.model != ModelKind::Mlp {
         bail!("--hidden applies to --model mlp only");
     }
-    let (sigma, accountant_eps) = privacy(c.accountant, c.noise_multiplier, c.epsilon, c.sample_rate, c.steps, c.delta)?;
+    let (sigma, accountant_eps) =
+        privacy(c.accountant, c.noise_multiplier, c.epsilon, c.sample_rate, c.steps, c.delta)?;
     let split = data::load(&c.dataset, &DataDir::from_env(), &Limits { train: Some(c.n_train), test: None })
         .with_context(|| format!("loading --dataset {}", c.dataset.name()))?;
     if (split.train.len() as usize) < c.n_train {
-        bail!("--n-train {} but {} has only {} training records", c.n_train, c.dataset.name(), split.train.len());
+        bail!(
+            "--n-train {} but {} has only {} training records",
+            c.n_train,
+            c.dataset.name(),
+            split.train.len()
+        );
     }
     c.trigger.validate(&split.train.example_shape()).context("--trigger does not fit the data")?;
     if c.target < 0 || c.target >= split.train.num_classes {
-        bail!("--target {} is not a class of {} (0..{})", c.target, c.dataset.name(), split.train.num_classes);
+        bail!(
+            "--target {} is not a class of {} (0..{})",
+            c.target,
+            c.dataset.name(),
+            split.train.num_classes
+        );
     }
     let device = device::resolve(c.device)?;
     let train = TrainSpec {
@@ -288,8 +313,17 @@ fn canary(a: CanaryArgs, json: bool) -> anyhow::Result<()> {
         bail!("--canaries must be ≥ 1");
     }
     let c = &a.common;
-    let canaries = audit::make_canaries(&p.pool, a.canaries, &c.trigger, c.target, a.canary_label, Some(c.seed)).context("--canaries")?;
-    let cfg = MultiRunConfig { runs: a.runs, train: p.train, delta: c.delta, beta: 1.0 - c.confidence, rule: a.rule, seed: Some(c.seed) };
+    let canaries =
+        audit::make_canaries(&p.pool, a.canaries, &c.trigger, c.target, a.canary_label, Some(c.seed))
+            .context("--canaries")?;
+    let cfg = MultiRunConfig {
+        runs: a.runs,
+        train: p.train,
+        delta: c.delta,
+        beta: 1.0 - c.confidence,
+        rule: a.rule,
+        seed: Some(c.seed),
+    };
     let pb = bar(2 * a.runs as u64, "training");
     let mut report = audit::multi_run(&p.base, &canaries, &cfg, p.device, &mut |d, _| pb.set_position(d))?;
     pb.finish_and_clear();
@@ -298,10 +332,27 @@ fn canary(a: CanaryArgs, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         let b = &report.bound;
-        println!("multi-run audit: {} canar{} ({:?} label), {} runs per side, N = {}", report.canaries, if report.canaries == 1 { "y" } else { "ies" }, a.canary_label, report.runs_per_side, report.n_base);
-        println!("  DP-SGD: q = {}, σ = {:.4}, C = {}, T = {}, δ = {}", report.sample_rate, report.noise_multiplier, report.max_grad_norm, report.steps, report.delta);
-        println!("  threshold {:.4} ({:?}): FP {}/{} (FPR ≤ {:.4}), FN {}/{} (FNR ≤ {:.4})", b.threshold, report.rule, b.false_pos, b.n_out, b.fpr_ub, b.false_neg, b.n_in, b.fnr_ub);
-        println!("  audited ε lower bound ({:.0}% confidence): {}", 100.0 * report.confidence, fmt_eps(b.epsilon_lb));
+        println!(
+            "multi-run audit: {} canar{} ({:?} label), {} runs per side, N = {}",
+            report.canaries,
+            if report.canaries == 1 { "y" } else { "ies" },
+            a.canary_label,
+            report.runs_per_side,
+            report.n_base
+        );
+        println!(
+            "  DP-SGD: q = {}, σ = {:.4}, C = {}, T = {}, δ = {}",
+            report.sample_rate, report.noise_multiplier, report.max_grad_norm, report.steps, report.delta
+        );
+        println!(
+            "  threshold {:.4} ({:?}): FP {}/{} (FPR ≤ {:.4}), FN {}/{} (FNR ≤ {:.4})",
+            b.threshold, report.rule, b.false_pos, b.n_out, b.fpr_ub, b.false_neg, b.n_in, b.fnr_ub
+        );
+        println!(
+            "  audited ε lower bound ({:.0}% confidence): {}",
+            100.0 * report.confidence,
+            fmt_eps(b.epsilon_lb)
+        );
         println!("  accountant ε ({}): {}", c.accountant, fmt_eps(p.accountant_eps));
         verdict(b.epsilon_lb, p.accountant_eps);
     }
@@ -325,19 +376,44 @@ fn one_run(a: OneRunArgs, json: bool) -> anyhow::Result<()> {
     if let Some(g) = a.guesses.iter().find(|&&g| g == 0 || 2 * g > a.canaries) {
         bail!("--guesses {g}: each guess count g needs 1 ≤ g and 2g ≤ --canaries ({})", a.canaries);
     }
-    let canaries = audit::make_canaries(&p.pool, a.canaries, &c.trigger, c.target, a.canary_label, Some(c.seed)).context("--canaries")?;
-    let cfg = OneRunConfig { train: p.train, guesses: a.guesses.clone(), delta: c.delta, beta: 1.0 - c.confidence, seed: Some(c.seed) };
+    let canaries =
+        audit::make_canaries(&p.pool, a.canaries, &c.trigger, c.target, a.canary_label, Some(c.seed))
+            .context("--canaries")?;
+    let cfg = OneRunConfig {
+        train: p.train,
+        guesses: a.guesses.clone(),
+        delta: c.delta,
+        beta: 1.0 - c.confidence,
+        seed: Some(c.seed),
+    };
     let mut report = audit::one_run(&p.base, &canaries, &cfg, p.device, &mut |_, _| {})?;
     report.accountant_epsilon = Some(p.accountant_eps);
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("one-run audit: {} canaries ({:?} label), {} included, N = {}", report.canaries, a.canary_label, report.included, report.n_base);
-        println!("  DP-SGD: q = {}, σ = {:.4}, C = {}, T = {}, δ = {}", report.sample_rate, report.noise_multiplier, report.max_grad_norm, report.steps, report.delta);
+        println!(
+            "one-run audit: {} canaries ({:?} label), {} included, N = {}",
+            report.canaries, a.canary_label, report.included, report.n_base
+        );
+        println!(
+            "  DP-SGD: q = {}, σ = {:.4}, C = {}, T = {}, δ = {}",
+            report.sample_rate, report.noise_multiplier, report.max_grad_norm, report.steps, report.delta
+        );
         for ch in &report.choices {
-            println!("  g = {:>4}: {}/{} guesses right → ε ≥ {}", ch.guesses_each, ch.v, ch.r, fmt_eps(ch.epsilon_lb));
+            println!(
+                "  g = {:>4}: {}/{} guesses right → ε ≥ {}",
+                ch.guesses_each,
+                ch.v,
+                ch.r,
+                fmt_eps(ch.epsilon_lb)
+            );
         }
-        println!("  audited ε lower bound ({:.0}% confidence, Bonferroni over {} guess counts): {}", 100.0 * report.confidence, report.choices.len(), fmt_eps(report.epsilon_lb));
+        println!(
+            "  audited ε lower bound ({:.0}% confidence, Bonferroni over {} guess counts): {}",
+            100.0 * report.confidence,
+            report.choices.len(),
+            fmt_eps(report.epsilon_lb)
+        );
         println!("  accountant ε ({}): {}", c.accountant, fmt_eps(p.accountant_eps));
         verdict(report.epsilon_lb, p.accountant_eps);
     }
@@ -361,20 +437,38 @@ fn mia(a: MiaArgs, json: bool) -> anyhow::Result<()> {
     } else {
         let steps = dp_steps(a.epochs, q);
         let (sigma, eps) = privacy(a.accountant, a.noise_multiplier, a.epsilon, q, steps, a.delta)?;
-        (Some(DpSettings { noise_multiplier: sigma, max_grad_norm: a.max_grad_norm, ..DpSettings::default() }), Some(eps))
+        (
+            Some(DpSettings {
+                noise_multiplier: sigma,
+                max_grad_norm: a.max_grad_norm,
+                ..DpSettings::default()
+            }),
+            Some(eps),
+        )
     };
     let cfg = MiaConfig {
         members: a.members,
         non_members: a.non_members,
         model: a.model.clone(),
         hidden: if a.model == ModelKind::Mlp { a.hidden.clone() } else { Vec::new() },
-        fit: FitConfig { epochs: a.epochs, batch_size: a.batch_size, lr: a.lr, optimizer: a.optimizer, dp, ..FitConfig::default() },
+        fit: FitConfig {
+            epochs: a.epochs,
+            batch_size: a.batch_size,
+            lr: a.lr,
+            optimizer: a.optimizer,
+            dp,
+            ..FitConfig::default()
+        },
         shadows: a.shadows,
         collective: a.collective.clone(),
         seed: Some(a.seed),
     };
-    let split = data::load(&a.dataset, &DataDir::from_env(), &Limits { train: Some(a.members), test: Some(a.non_members) })
-        .with_context(|| format!("loading --dataset {}", a.dataset.name()))?;
+    let split = data::load(
+        &a.dataset,
+        &DataDir::from_env(),
+        &Limits { train: Some(a.members), test: Some(a.non_members) },
+    )
+    .with_context(|| format!("loading --dataset {}", a.dataset.name()))?;
     let device = device::resolve(a.device)?;
     let pb = bar(1 + a.shadows as u64, "training target + shadows");
     let mut report = audit::mia(&split.train, &split.test, &cfg, device, &mut |d, _| pb.set_position(d))?;
@@ -383,16 +477,34 @@ fn mia(a: MiaArgs, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("membership inference: {} members, {} non-members, {} steps (q = {:.3})", report.members, report.non_members, report.steps, report.sample_rate);
+        println!(
+            "membership inference: {} members, {} non-members, {} steps (q = {:.3})",
+            report.members, report.non_members, report.steps, report.sample_rate
+        );
         match (&report.noise_multiplier, eps) {
-            (Some(s), Some(e)) => println!("  DP-SGD: σ = {s:.4}, C = {}, ε = {} at δ = {}", a.max_grad_norm, fmt_eps(e), a.delta),
+            (Some(s), Some(e)) => println!(
+                "  DP-SGD: σ = {s:.4}, C = {}, ε = {} at δ = {}",
+                a.max_grad_norm,
+                fmt_eps(e),
+                a.delta
+            ),
             _ => println!("  non-private training"),
         }
         if let Some(c) = &report.collective {
-            println!("  collective: {c} ({} members), success {:.3}", report.collective_members, report.collective_success.unwrap_or(f64::NAN));
+            println!(
+                "  collective: {c} ({} members), success {:.3}",
+                report.collective_members,
+                report.collective_success.unwrap_or(f64::NAN)
+            );
         }
-        println!("  accuracy: members {:.3}, non-members {:.3}", report.train_accuracy, report.heldout_accuracy);
-        println!("  AUC loss threshold: {:.4} (members outside the collective only: {:.4})", report.auc_loss, report.auc_loss_non_collective);
+        println!(
+            "  accuracy: members {:.3}, non-members {:.3}",
+            report.train_accuracy, report.heldout_accuracy
+        );
+        println!(
+            "  AUC loss threshold: {:.4} (members outside the collective only: {:.4})",
+            report.auc_loss, report.auc_loss_non_collective
+        );
         if let (Some(off), Some(on)) = (report.auc_lira_offline, report.auc_lira_online) {
             println!("  AUC LiRA ({} shadows): offline {:.4}, online {:.4}", report.shadows, off, on);
         }

@@ -250,15 +250,31 @@ pub struct CeilingArgs {
 fn flag_err(e: BoundError) -> anyhow::Error {
     match e {
         BoundError::InvalidParameter { name, value, expected } => {
-            anyhow::anyhow!("invalid --{} = {value}: expected {expected}", name.replace('_', "-").replace("suboptimality-tv", "tv-eps").replace("suboptimality-abs", "abs-term"))
+            anyhow::anyhow!(
+                "invalid --{} = {value}: expected {expected}",
+                name.replace('_', "-")
+                    .replace("suboptimality-tv", "tv-eps")
+                    .replace("suboptimality-abs", "abs-term")
+            )
         }
         other => anyhow::anyhow!("{other}"),
     }
 }
 
-fn print_bound(json: bool, name: &str, inputs: serde_json::Value, b: &BoundValue, extra: serde_json::Value) -> anyhow::Result<()> {
+fn print_bound(
+    json: bool,
+    name: &str,
+    inputs: serde_json::Value,
+    b: &BoundValue,
+    extra: serde_json::Value,
+) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&json!({"bound": name, "inputs": inputs, "result": b, "details": extra}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"bound": name, "inputs": inputs, "result": b, "details": extra})
+            )?
+        );
     } else {
         let p = b.probability.map(|p| format!(" with probability >= {p}")).unwrap_or_default();
         println!("{name}: {:.6} ({:?}{p})", b.value, b.kind);
@@ -275,11 +291,18 @@ pub fn run(args: BoundArgs) -> anyhow::Result<()> {
     match args.which {
         Which::Hardt(a) => {
             let b = hardt::hardt_bound(a.alpha, a.delta_gap, a.xi, a.sub.get()).map_err(flag_err)?;
-            print_bound(json, "hardt", json!({"alpha": a.alpha, "delta_gap": a.delta_gap, "xi": a.xi, "suboptimality": a.sub.get()}), &b, serde_json::Value::Null)
+            print_bound(
+                json,
+                "hardt",
+                json!({"alpha": a.alpha, "delta_gap": a.delta_gap, "xi": a.xi, "suboptimality": a.sub.get()}),
+                &b,
+                serde_json::Value::Null,
+            )
         }
         Which::CriticalMass(a) => critical(json, a),
         Which::Multi(a) => {
-            let cols = a.collectives.iter().map(|s| parse_collective(s)).collect::<anyhow::Result<Vec<_>>>()?;
+            let cols =
+                a.collectives.iter().map(|s| parse_collective(s)).collect::<anyhow::Result<Vec<_>>>()?;
             let m = cols.len();
             let mut ov = vec![vec![0.0; m]; m];
             for s in &a.overlaps {
@@ -291,7 +314,13 @@ pub fn run(args: BoundArgs) -> anyhow::Result<()> {
             }
             let b = multi::multi_collective_bound(&cols, &ov, a.index, a.sub.get()).map_err(flag_err)?;
             let cm = multi::multi_critical_mass(&cols, &ov, a.index, 0.9, a.sub.get()).map_err(flag_err)?;
-            print_bound(json, "multi", json!({"collectives": cols, "overlap": ov, "index": a.index}), &b, json!({"critical_mass_at_0.9": cm}))
+            print_bound(
+                json,
+                "multi",
+                json!({"collectives": cols, "overlap": ov, "index": a.index}),
+                &b,
+                json!({"critical_mass_at_0.9": cm}),
+            )
         }
         Which::Noise(a) => {
             let n = CoordinationNoise {
@@ -319,7 +348,10 @@ fn parse_collective(s: &str) -> anyhow::Result<Collective> {
     if p.len() != 4 {
         bail!("--collective {s:?}: expected ALPHA,TARGET,DELTA_GAP,XI");
     }
-    let target = p[1].trim().parse::<usize>().with_context(|| format!("--collective {s:?}: TARGET must be a class index"))?;
+    let target = p[1]
+        .trim()
+        .parse::<usize>()
+        .with_context(|| format!("--collective {s:?}: TARGET must be a class index"))?;
     Ok(Collective {
         alpha: parse_f(p[0], "ALPHA", "--collective")?,
         target,
@@ -349,7 +381,9 @@ fn critical(json: bool, a: CriticalArgs) -> anyhow::Result<()> {
             let f = |k: u64| ceiling::ceiling_generic(s0, e, d, k, a.adjacency).map(|b| b.value);
             f(0).map_err(flag_err)?;
             let k = ceiling::min_group_for_target(a.target, n, &f).map_err(flag_err)?;
-            Some(json!({"min_k": k, "min_alpha": k.map(|k| k as f64 / n as f64), "adjacency": a.adjacency, "conversion": "generic group privacy (`bound ceiling --tight` gives the tight per-k value)"}))
+            Some(
+                json!({"min_k": k, "min_alpha": k.map(|k| k as f64 / n as f64), "adjacency": a.adjacency, "conversion": "generic group privacy (`bound ceiling --tight` gives the tight per-k value)"}),
+            )
         }
         (None, None, None, None) => None,
         _ => bail!("the privacy-side critical mass needs all of --n-train, --s0, --epsilon, --delta"),
@@ -370,18 +404,25 @@ fn critical(json: bool, a: CriticalArgs) -> anyhow::Result<()> {
             None => println!("Hardt bound never reaches {} for α ≤ 1", a.target),
         }
         if let Some(p) = privacy {
-            println!("privacy ceiling: no collective smaller than {} (α = {}) can reach expected success {}", p["min_k"], p["min_alpha"], a.target);
+            println!(
+                "privacy ceiling: no collective smaller than {} (α = {}) can reach expected success {}",
+                p["min_k"], p["min_alpha"], a.target
+            );
         }
     }
     Ok(())
 }
 
 fn read_margins(path: &PathBuf) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
-    let mut rdr = csv::Reader::from_path(path).with_context(|| format!("cannot open --margins {}", path.display()))?;
-    let headers = rdr.headers().with_context(|| format!("{}: cannot read the header", path.display()))?.clone();
+    let mut rdr =
+        csv::Reader::from_path(path).with_context(|| format!("cannot open --margins {}", path.display()))?;
+    let headers =
+        rdr.headers().with_context(|| format!("{}: cannot read the header", path.display()))?.clone();
     let mi = headers.iter().position(|h| h == "margin");
     let xi = headers.iter().position(|h| h == "x_norm");
-    let (Some(mi), Some(xi)) = (mi, xi) else { bail!("{}: expected columns `margin` and `x_norm`", path.display()) };
+    let (Some(mi), Some(xi)) = (mi, xi) else {
+        bail!("{}: expected columns `margin` and `x_norm`", path.display())
+    };
     let (mut m, mut x) = (Vec::new(), Vec::new());
     for (line, rec) in rdr.records().enumerate() {
         let rec = rec.with_context(|| format!("{}: line {}", path.display(), line + 2))?;
@@ -426,7 +467,15 @@ fn dpsgd_cmd(json: bool, a: DpsgdArgs) -> anyhow::Result<()> {
             beta: a.beta,
         })
         .map_err(flag_err)
-        .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("--lambda-eff", "--lambda").replace("--dim-eff", "--dim").replace("--feature-norms", "--margins (x_norm)")))?
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{}",
+                e.to_string()
+                    .replace("--lambda-eff", "--lambda")
+                    .replace("--dim-eff", "--dim")
+                    .replace("--feature-norms", "--margins (x_norm)")
+            )
+        })?
     } else {
         let model = match a.classes {
             0 => bail!("invalid --classes = 0: expected 1 (binary logistic) or K >= 2 (softmax)"),
@@ -457,7 +506,16 @@ fn dpsgd_cmd(json: bool, a: DpsgdArgs) -> anyhow::Result<()> {
             beta: a.beta,
             smoothness: a.smoothness,
         })
-        .map_err(|e| anyhow::anyhow!("{}", flag_err(e).to_string().replace("--theta-hat-margins", "--margins (margin)").replace("--x-norms", "--margins (x_norm)").replace("--expected-batch", "--q/--n-train")))?
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{}",
+                flag_err(e)
+                    .to_string()
+                    .replace("--theta-hat-margins", "--margins (margin)")
+                    .replace("--x-norms", "--margins (x_norm)")
+                    .replace("--expected-batch", "--q/--n-train")
+            )
+        })?
     };
     print_bound(
         json,
@@ -468,7 +526,13 @@ fn dpsgd_cmd(json: bool, a: DpsgdArgs) -> anyhow::Result<()> {
     )
 }
 
-fn second_moment_cmd(json: bool, a: &DpsgdArgs, margins: &[f64], norms: &[f64], l: f64) -> anyhow::Result<()> {
+fn second_moment_cmd(
+    json: bool,
+    a: &DpsgdArgs,
+    margins: &[f64],
+    norms: &[f64],
+    l: f64,
+) -> anyhow::Result<()> {
     let model = match a.classes {
         1 => ConvexModel::BinaryLogistic,
         2 => ConvexModel::Softmax { classes: 2 },
@@ -495,15 +559,37 @@ fn second_moment_cmd(json: bool, a: &DpsgdArgs, margins: &[f64], norms: &[f64], 
         smoothness: a.smoothness,
         beta: a.beta,
     })
-    .map_err(|e| anyhow::anyhow!("{}", flag_err(e).to_string().replace("--margins", "--margins (margin)").replace("--x-norms", "--margins (x_norm)").replace("--expected-batch", "--q/--n-train").replace("--clipped-grad-sq-sum", "--grad-sq-sum")))?;
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{}",
+            flag_err(e)
+                .to_string()
+                .replace("--margins", "--margins (margin)")
+                .replace("--x-norms", "--margins (x_norm)")
+                .replace("--expected-batch", "--q/--n-train")
+                .replace("--clipped-grad-sq-sum", "--grad-sq-sum")
+        )
+    })?;
     let inputs = json!({"points": margins.len(), "classes": a.classes, "lambda": a.lambda, "lr": a.lr, "steps": a.steps, "sigma": a.sigma, "clip": a.clip, "q": a.q, "n_train": a.n_train, "dim": a.dim, "beta": a.beta});
     let extra = json!({"second_moment": b.parts, "dominant": b.parts.dominant(), "reference_success": b.reference_success, "margin_constant": b.margin_constant});
     if json {
-        println!("{}", serde_json::to_string_pretty(&json!({"bound": "dpsgd-second-moment", "inputs": inputs, "result": b.mean, "per_run": b.high_prob, "details": extra}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"bound": "dpsgd-second-moment", "inputs": inputs, "result": b.mean, "per_run": b.high_prob, "details": extra})
+            )?
+        );
         return Ok(());
     }
-    println!("dpsgd (second moment): E[S] >= {:.6} (Guarantee on the expectation over sampling and noise)", b.mean.value);
-    println!("dpsgd (second moment): S >= {:.6} for one run with probability >= {}", b.high_prob.value, 1.0 - a.beta);
+    println!(
+        "dpsgd (second moment): E[S] >= {:.6} (Guarantee on the expectation over sampling and noise)",
+        b.mean.value
+    );
+    println!(
+        "dpsgd (second moment): S >= {:.6} for one run with probability >= {}",
+        b.high_prob.value,
+        1.0 - a.beta
+    );
     println!("details: {extra}");
     println!("assumptions: {}", b.mean.assumptions);
     Ok(())
@@ -524,10 +610,12 @@ fn ceiling_cmd(json: bool, a: CeilingArgs) -> anyhow::Result<()> {
                  (the tight ceiling is then the add/remove one: remove k, add k)"
             );
         }
-        let (q, sigma, steps) = (a.sample_rate.unwrap_or(f64::NAN), a.noise_multiplier.unwrap_or(f64::NAN), a.steps.unwrap_or(0));
+        let (q, sigma, steps) =
+            (a.sample_rate.unwrap_or(f64::NAN), a.noise_multiplier.unwrap_or(f64::NAN), a.steps.unwrap_or(0));
         let grid = ceiling::default_eps_grid();
-        let prof = crowdout::accountant::group::group_profile(a.k, q, sigma, steps, &grid)
-            .map_err(|e| anyhow::anyhow!("--tight (--sample-rate {q}, --noise-multiplier {sigma}, --steps {steps}): {e}"))?;
+        let prof = crowdout::accountant::group::group_profile(a.k, q, sigma, steps, &grid).map_err(|e| {
+            anyhow::anyhow!("--tight (--sample-rate {q}, --noise-multiplier {sigma}, --steps {steps}): {e}")
+        })?;
         let b = ceiling::ceiling_two_stage(a.s0, &prof).map_err(flag_err)?;
         results.push(("tight group profile (PLD)", b));
     }
@@ -538,8 +626,10 @@ fn ceiling_cmd(json: bool, a: CeilingArgs) -> anyhow::Result<()> {
         bail!("--epsilon and --delta go together");
     }
     if let Some(p) = &a.profile {
-        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read --profile {}", p.display()))?;
-        let prof: Vec<(f64, f64)> = serde_json::from_str(&text).with_context(|| format!("--profile {}: expected [[eps, delta], ...]", p.display()))?;
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("cannot read --profile {}", p.display()))?;
+        let prof: Vec<(f64, f64)> = serde_json::from_str(&text)
+            .with_context(|| format!("--profile {}: expected [[eps, delta], ...]", p.display()))?;
         let b = match a.adjacency {
             Adjacency::AddRemove => ceiling::ceiling_two_stage(a.s0, &prof),
             Adjacency::ReplaceOne => ceiling::ceiling_from_profile(a.s0, &prof),
@@ -548,7 +638,8 @@ fn ceiling_cmd(json: bool, a: CeilingArgs) -> anyhow::Result<()> {
         results.push(("profile", b));
     }
     if let Some(mu) = a.gdp_mu {
-        let b = ceiling::ceiling_gdp(a.s0, mu, a.adjacency.group_size(a.k)).map_err(|e| anyhow::anyhow!("{}", flag_err(e).to_string().replace("--mu", "--gdp-mu")))?;
+        let b = ceiling::ceiling_gdp(a.s0, mu, a.adjacency.group_size(a.k))
+            .map_err(|e| anyhow::anyhow!("{}", flag_err(e).to_string().replace("--mu", "--gdp-mu")))?;
         results.push(("gdp (approximate)", b));
     }
     if results.is_empty() {
@@ -559,7 +650,9 @@ fn ceiling_cmd(json: bool, a: CeilingArgs) -> anyhow::Result<()> {
         let rs: Vec<_> = results.iter().map(|(n, b)| json!({"method": n, "result": b})).collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({"bound": "ceiling", "inputs": {"s0": a.s0, "k": a.k, "group_size": m, "adjacency": a.adjacency, "epsilon": a.epsilon, "delta": a.delta, "gdp_mu": a.gdp_mu}, "results": rs}))?
+            serde_json::to_string_pretty(
+                &json!({"bound": "ceiling", "inputs": {"s0": a.s0, "k": a.k, "group_size": m, "adjacency": a.adjacency, "epsilon": a.epsilon, "delta": a.delta, "gdp_mu": a.gdp_mu}, "results": rs})
+            )?
         );
     } else {
         println!("collective of k = {} records, group size m = {m} ({:?}), S₀ = {}", a.k, a.adjacency, a.s0);

@@ -77,7 +77,8 @@ pub fn run(args: DataArgs) -> anyhow::Result<()> {
         }
         DataCommand::Verify { names } => {
             for name in expand(&names, true) {
-                let files = data::verify(&name, &dir).with_context(|| format!("crowdout data verify {name}"))?;
+                let files =
+                    data::verify(&name, &dir).with_context(|| format!("crowdout data verify {name}"))?;
                 for f in &files {
                     println!("ok  {}", f.display());
                 }
@@ -122,7 +123,12 @@ fn info(a: InfoArgs, dir: &DataDir) -> anyhow::Result<()> {
         if let Some(v) = a.seed {
             *seed = v;
         }
-    } else if a.label_column.is_some() || a.separator.is_some() || a.positive_label.is_some() || a.test_fraction.is_some() || a.seed.is_some() {
+    } else if a.label_column.is_some()
+        || a.separator.is_some()
+        || a.positive_label.is_some()
+        || a.test_fraction.is_some()
+        || a.seed.is_some()
+    {
         bail!("--label-column, --separator, --positive-label, --test-fraction and --seed apply only to csv:PATH, not to `{}`", a.spec);
     }
     let limits = Limits { train: a.train_limit, test: a.test_limit };
@@ -132,13 +138,25 @@ fn info(a: InfoArgs, dir: &DataDir) -> anyhow::Result<()> {
     let secs = t0.elapsed().as_secs_f64();
     println!("dataset    {}", split.name);
     println!("spec       {}", serde_json::to_string(&spec)?);
-    println!("verified   {}", if opts.verify { "yes (where pinned)" } else { "no (--no-verify / CROWDOUT_SKIP_VERIFY)" });
+    println!(
+        "verified   {}",
+        if opts.verify { "yes (where pinned)" } else { "no (--no-verify / CROWDOUT_SKIP_VERIFY)" }
+    );
     println!("load time  {secs:.2} s");
     for (part, ds) in [("train", &split.train), ("test", &split.test)] {
         let counts = ds.class_counts();
         let n = ds.len().max(1) as f64;
-        let balance: Vec<String> = counts.iter().enumerate().map(|(k, c)| format!("{k}:{c} ({:.1}%)", 100.0 * *c as f64 / n)).collect();
-        println!("{part:<6}     {} examples, shape {:?}, {} classes", ds.len(), ds.example_shape(), ds.num_classes);
+        let balance: Vec<String> = counts
+            .iter()
+            .enumerate()
+            .map(|(k, c)| format!("{k}:{c} ({:.1}%)", 100.0 * *c as f64 / n))
+            .collect();
+        println!(
+            "{part:<6}     {} examples, shape {:?}, {} classes",
+            ds.len(),
+            ds.example_shape(),
+            ds.num_classes
+        );
         println!("           classes {}", balance.join(" "));
     }
     if !split.feature_names.is_empty() {
@@ -149,7 +167,12 @@ fn info(a: InfoArgs, dir: &DataDir) -> anyhow::Result<()> {
             .take(8)
             .map(|(n, s)| format!("{n} (std {s:.3})"))
             .collect();
-        println!("features   {}: {}{}", split.feature_names.len(), shown.join(", "), if split.feature_names.len() > 8 { ", …" } else { "" });
+        println!(
+            "features   {}: {}{}",
+            split.feature_names.len(),
+            shown.join(", "),
+            if split.feature_names.len() > 8 { ", …" } else { "" }
+        );
     }
     Ok(())
 }

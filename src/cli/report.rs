@@ -46,10 +46,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let out = args.out.clone().unwrap_or_else(|| {
-        args.inputs[0]
-            .parent()
-            .map(|p| p.to_path_buf())
-            .unwrap_or_else(|| PathBuf::from("."))
+        args.inputs[0].parent().map(|p| p.to_path_buf()).unwrap_or_else(|| PathBuf::from("."))
     });
     let files = build_report(&args.inputs, &out, args.target_success, !args.no_plots)?;
     eprintln!(
@@ -65,7 +62,10 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     eprintln!("dpsgd_lb_hp (per run): {}", c.dpsgd_hp.line());
     let violated = c.ceiling.violated + c.dpsgd.violated + c.dpsgd_hp.violated;
     if violated > 0 {
-        eprintln!("WARNING: {violated} bound violation(s) over seeds; see the BOUND VIOLATIONS section of {}", files.summary.display());
+        eprintln!(
+            "WARNING: {violated} bound violation(s) over seeds; see the BOUND VIOLATIONS section of {}",
+            files.summary.display()
+        );
     }
     Ok(())
 }

@@ -59,7 +59,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         Err(_) => None,
     };
     if fake.is_none() {
-        let text = std::fs::read_to_string(&args.spec).with_context(|| format!("reading {}", args.spec.display()))?;
+        let text = std::fs::read_to_string(&args.spec)
+            .with_context(|| format!("reading {}", args.spec.display()))?;
         spec.check_runnable(&text, &args.spec)?;
     }
     let out = args.out.clone().unwrap_or_else(|| spec.output_dir());
@@ -67,21 +68,14 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
 
     if args.dry_run {
         let done = if results.exists() {
-            read_results(&results)?
-                .into_iter()
-                .filter(|r| r.is_ok())
-                .map(|r| r.config_hash)
-                .collect()
+            read_results(&results)?.into_iter().filter(|r| r.is_ok()).map(|r| r.config_hash).collect()
         } else {
             std::collections::HashSet::new()
         };
         let all = spec.cells();
         let total = all.len();
-        let index_of: std::collections::HashMap<String, usize> = all
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.config_hash(), i))
-            .collect();
+        let index_of: std::collections::HashMap<String, usize> =
+            all.iter().enumerate().map(|(i, c)| (c.config_hash(), i)).collect();
         let mine = shard_cells(all, shard);
         let mut todo = 0;
         println!("index\tconfig_hash\tstatus\tdataset\tmodel\tcollective\talpha\tprivacy\tclip\tseed");
@@ -116,8 +110,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
 
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let spec_copy = out.join("spec.toml");
-    let spec_text = std::fs::read(&args.spec)
-        .with_context(|| format!("reading {}", args.spec.display()))?;
+    let spec_text = std::fs::read(&args.spec).with_context(|| format!("reading {}", args.spec.display()))?;
     if let Ok(old) = std::fs::read(&spec_copy) {
         if old != spec_text {
             eprintln!(
@@ -131,18 +124,11 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     }
     write_atomic(&spec_copy, &spec_text)?;
     let prov = crowdout::provenance::Provenance::collect();
-    write_atomic(
-        &out.join("provenance.json"),
-        serde_json::to_string_pretty(&prov)?.as_bytes(),
-    )?;
+    write_atomic(&out.join("provenance.json"), serde_json::to_string_pretty(&prov)?.as_bytes())?;
 
     let store = ResultStore::open(&results)?;
-    let opts = RunOptions {
-        jobs: args.jobs,
-        torch_threads: args.torch_threads,
-        shard,
-        progress: !args.no_progress,
-    };
+    let opts =
+        RunOptions { jobs: args.jobs, torch_threads: args.torch_threads, shard, progress: !args.no_progress };
     let summary = match &fake {
         Some(f) => {
             eprintln!("warning: {FAKE_RUNNER_ENV} is set: using the FAKE test runner, no training");

@@ -129,8 +129,10 @@ impl Progress for Bar {
         if let Some(b) = &self.bar {
             b.set_length(total);
             b.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}<{eta_precise}] {bar:30} {pos}/{len} steps {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}<{eta_precise}] {bar:30} {pos}/{len} steps {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
         }
     }
@@ -139,9 +141,11 @@ impl Progress for Bar {
         b.set_position(s.step);
         if s.step.is_multiple_of(self.every) || s.step == s.total_steps {
             let eps = match self.sigma {
-                Some(sigma) => accountant::epsilon(Method::Rdp, &[Phase { q: self.q, sigma, steps: s.step }], self.delta)
-                    .map(|r| format!(" ε={:.3}", r.epsilon))
-                    .unwrap_or_default(),
+                Some(sigma) => {
+                    accountant::epsilon(Method::Rdp, &[Phase { q: self.q, sigma, steps: s.step }], self.delta)
+                        .map(|r| format!(" ε={:.3}", r.epsilon))
+                        .unwrap_or_default()
+                }
                 None => String::new(),
             };
             b.set_message(format!("epoch {:.2} loss {:.4}{eps}", s.epoch, s.loss));
@@ -215,7 +219,8 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             if dir.exists() && !dir.is_dir() {
                 anyhow::bail!("--out {}: {} is a file, not a directory", out.display(), dir.display());
             }
-            std::fs::create_dir_all(dir).with_context(|| format!("creating the directory of --out {}", out.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the directory of --out {}", out.display()))?;
         }
     }
     let bar = if a.quiet { None } else { Some(ProgressBar::new(0)) };
@@ -227,7 +232,8 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(&record)?;
     match &a.out {
         Some(out) => {
-            std::fs::write(out, &json).with_context(|| format!("writing the run record to --out {}", out.display()))?;
+            std::fs::write(out, &json)
+                .with_context(|| format!("writing the run record to --out {}", out.display()))?;
             eprintln!("run record: {}", out.display());
         }
         None => println!("{json}"),

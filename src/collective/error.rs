@@ -38,7 +38,9 @@ pub enum CollectiveError {
     #[error("collective noise: fraction nu = {nu} is not in [0, 1]")]
     NoiseOutOfRange { nu: f64 },
     /// Jitter magnitude out of range for the trigger it perturbs.
-    #[error("collective noise: jitter magnitude = {magnitude} is invalid for a {trigger} trigger ({reason})")]
+    #[error(
+        "collective noise: jitter magnitude = {magnitude} is invalid for a {trigger} trigger ({reason})"
+    )]
     BadJitter { magnitude: f64, trigger: String, reason: String },
     /// Not enough eligible training records to draw the members from.
     #[error("collective {index}: needs {needed} members drawn from {members_from} records (target {target}) but only {available} are eligible and not already in an earlier collective")]

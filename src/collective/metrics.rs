@@ -92,7 +92,11 @@ pub fn triggered_test(test: &Dataset, spec: &CollectiveSpec) -> Result<(Tensor, 
 
 fn check_target(data: &Dataset, spec: &CollectiveSpec) -> Result<(), CollectiveError> {
     if spec.target < 0 || spec.target >= data.num_classes {
-        return Err(CollectiveError::TargetOutOfRange { index: 0, target: spec.target, num_classes: data.num_classes });
+        return Err(CollectiveError::TargetOutOfRange {
+            index: 0,
+            target: spec.target,
+            num_classes: data.num_classes,
+        });
     }
     Ok(())
 }
@@ -147,7 +151,9 @@ fn outcomes(
 ) -> Result<Vec<bool>, CollectiveError> {
     let triggered = predictions(predict, &spec.trigger.apply(&test.x)?)?;
     Ok(match spec.strategy {
-        Strategy::FeatureLabel | Strategy::FeatureOnly => triggered.iter().map(|&p| p == spec.target).collect(),
+        Strategy::FeatureLabel | Strategy::FeatureOnly => {
+            triggered.iter().map(|&p| p == spec.target).collect()
+        }
         Strategy::Erasing => triggered.iter().zip(clean).map(|(p, c)| p == c).collect(),
     })
 }
@@ -165,7 +171,9 @@ fn report(
     if non_target.is_empty() {
         return Err(CollectiveError::NoNonTargetTestPoints { target: spec.target, n: y.len() as i64 });
     }
-    let count = |f: &dyn Fn(usize) -> bool, set: &mut dyn Iterator<Item = usize>| set.filter(|&i| f(i)).count() as u64;
+    let count = |f: &dyn Fn(usize) -> bool, set: &mut dyn Iterator<Item = usize>| {
+        set.filter(|&i| f(i)).count() as u64
+    };
     let nt = non_target.len() as u64;
     let n = y.len() as u64;
     let s_nt = count(&|i| ok[i], &mut non_target.iter().copied());
@@ -194,7 +202,11 @@ fn report(
 /// `test`: S on non-target points, on all points, and clean accuracy, each with a 95%
 /// Clopper–Pearson interval. `predict` is called on the whole clean and the whole triggered test
 /// set (batch inside it if needed).
-pub fn success(predict: &dyn Fn(&Tensor) -> Tensor, test: &Dataset, spec: &CollectiveSpec) -> Result<SuccessReport, CollectiveError> {
+pub fn success(
+    predict: &dyn Fn(&Tensor) -> Tensor,
+    test: &Dataset,
+    spec: &CollectiveSpec,
+) -> Result<SuccessReport, CollectiveError> {
     let y = labels(test)?;
     spec.trigger.validate(&test.example_shape())?;
     let clean = predictions(predict, &test.x)?;
@@ -226,13 +238,22 @@ pub fn success_many(
     } else {
         Some(Rate::new(eligible.iter().filter(|&&i| every[i]).count() as u64, eligible.len() as u64))
     };
-    let mean_success = if per.is_empty() { f64::NAN } else { per.iter().map(|r| r.non_target.rate).sum::<f64>() / per.len() as f64 };
+    let mean_success = if per.is_empty() {
+        f64::NAN
+    } else {
+        per.iter().map(|r| r.non_target.rate).sum::<f64>() / per.len() as f64
+    };
     Ok(MultiSuccessReport { per_collective: per, mean_success, all_succeed })
 }
 
 /// The points of `data` within `threshold` of their triggered version: a boolean mask `[N]`, by
 /// max |x − g(x)| (`use_l2` false) or ‖x − g(x)‖₂ (`use_l2` true), computed in chunks.
-fn within_mask(data: &Dataset, trigger: &Trigger, threshold: f64, use_l2: bool) -> Result<Tensor, CollectiveError> {
+fn within_mask(
+    data: &Dataset,
+    trigger: &Trigger,
+    threshold: f64,
+    use_l2: bool,
+) -> Result<Tensor, CollectiveError> {
     if threshold.is_nan() || threshold < 0.0 {
         return Err(CollectiveError::BadValue {
             key: "xi tolerance".into(),
@@ -250,10 +271,19 @@ fn within_mask(data: &Dataset, trigger: &Trigger, threshold: f64, use_l2: bool) 
         parts.push(if use_l2 { l2 } else { linf }.f_le(threshold)?);
         start += len;
     }
-    Ok(if parts.is_empty() { Tensor::zeros([0], (Kind::Bool, tch::Device::Cpu)) } else { Tensor::f_cat(&parts, 0)? })
+    Ok(if parts.is_empty() {
+        Tensor::zeros([0], (Kind::Bool, tch::Device::Cpu))
+    } else {
+        Tensor::f_cat(&parts, 0)?
+    })
 }
 
-fn fraction_within(train: &Dataset, trigger: &Trigger, threshold: f64, use_l2: bool) -> Result<f64, CollectiveError> {
+fn fraction_within(
+    train: &Dataset,
+    trigger: &Trigger,
+    threshold: f64,
+    use_l2: bool,
+) -> Result<f64, CollectiveError> {
     let n = train.len();
     if n == 0 {
         return Err(CollectiveError::BadData("empty training set: xi is undefined".into()));
@@ -364,7 +394,10 @@ mod tests {
         assert_eq!(y.len(), 30);
         assert!(y.iter().all(|&l| l != 2));
         assert_eq!(x.size(), vec![30, 1, 4, 4]);
-        assert!(Vec::<f32>::try_from(&x.select(2, 3).select(2, 3).reshape([-1])).unwrap().iter().all(|&v| v == 1.0));
+        assert!(Vec::<f32>::try_from(&x.select(2, 3).select(2, 3).reshape([-1]))
+            .unwrap()
+            .iter()
+            .all(|&v| v == 1.0));
     }
 
     /// A model that answers `target` when the bottom-right pixel is exactly 1, else 0.

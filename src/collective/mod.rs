@@ -20,8 +20,8 @@ mod trigger;
 
 pub use error::CollectiveError;
 pub use metrics::{
-    clopper_pearson, on_signal_set, success, success_many, triggered_test, xi_estimate, xi_relaxed, MultiSuccessReport, Rate,
-    SuccessReport, CONFIDENCE,
+    clopper_pearson, on_signal_set, success, success_many, triggered_test, xi_estimate, xi_relaxed,
+    MultiSuccessReport, Rate, SuccessReport, CONFIDENCE,
 };
 pub use noise::{floor_count, CoordinationNoise, Deviation, DEFAULT_JITTER_PIXELS, DEFAULT_JITTER_RELATIVE};
 pub use plant::{plant, CollectiveInfo, Planted};

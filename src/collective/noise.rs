@@ -191,8 +191,13 @@ mod tests {
         assert_eq!(n.jitter_magnitude(&grid), DEFAULT_JITTER_RELATIVE);
         assert!(n.validate(&patch).is_ok() && n.validate(&grid).is_ok());
         assert!(matches!("0.1".parse::<CoordinationNoise>(), Err(CollectiveError::BadValue { .. })));
-        assert!(matches!("-0.1:dropout".parse::<CoordinationNoise>(), Err(CollectiveError::NoiseOutOfRange { .. })));
-        assert!(matches!("0.1:sulk".parse::<CoordinationNoise>(), Err(CollectiveError::BadValue { ref value, .. }) if value == "sulk"));
+        assert!(matches!(
+            "-0.1:dropout".parse::<CoordinationNoise>(),
+            Err(CollectiveError::NoiseOutOfRange { .. })
+        ));
+        assert!(
+            matches!("0.1:sulk".parse::<CoordinationNoise>(), Err(CollectiveError::BadValue { ref value, .. }) if value == "sulk")
+        );
         assert_eq!(n.deviators(25), 2);
     }
 }

@@ -70,7 +70,9 @@ pub(crate) fn labels(data: &Dataset) -> Result<Vec<i64>, CollectiveError> {
     }
     let xsize = data.x.size();
     if xsize.is_empty() || xsize[0] != ysize[0] {
-        return Err(CollectiveError::BadData(format!("features {xsize:?} and labels {ysize:?} disagree on N")));
+        return Err(CollectiveError::BadData(format!(
+            "features {xsize:?} and labels {ysize:?} disagree on N"
+        )));
     }
     if data.num_classes < 2 {
         return Err(CollectiveError::BadData(format!("num_classes = {} (need >= 2)", data.num_classes)));
@@ -107,7 +109,11 @@ fn other_label(avoid: i64, num_classes: i64, rng: &mut ChaCha20Rng) -> i64 {
 
 /// Plants the collectives `specs` in a copy of `train`; see the module docs for the procedure.
 /// Deterministic for a given `seed`; `None` draws from OS entropy.
-pub fn plant(train: &Dataset, specs: &[CollectiveSpec], seed: Option<u64>) -> Result<Planted, CollectiveError> {
+pub fn plant(
+    train: &Dataset,
+    specs: &[CollectiveSpec],
+    seed: Option<u64>,
+) -> Result<Planted, CollectiveError> {
     let y = labels(train)?;
     let n = train.len();
     let shape = train.example_shape();
@@ -220,7 +226,11 @@ mod tests {
 
     fn rows(t: &Tensor) -> Vec<Vec<u32>> {
         let n = t.size()[0];
-        (0..n).map(|i| Vec::<f32>::try_from(&t.get(i).reshape([-1])).unwrap().iter().map(|v| v.to_bits()).collect()).collect()
+        (0..n)
+            .map(|i| {
+                Vec::<f32>::try_from(&t.get(i).reshape([-1])).unwrap().iter().map(|v| v.to_bits()).collect()
+            })
+            .collect()
     }
 
     fn ys(t: &Tensor) -> Vec<i64> {
@@ -308,9 +318,19 @@ mod tests {
             }
         }
         // Not enough left: target 0 excludes 50, first takes 60 of 150, second asks 100.
-        let greedy = [spec(&format!("alpha=0.3,target=0,{PATCH}")), spec(&format!("alpha=0.5,target=0,{PATCH}"))];
+        let greedy =
+            [spec(&format!("alpha=0.3,target=0,{PATCH}")), spec(&format!("alpha=0.5,target=0,{PATCH}"))];
         let e = plant(&train, &greedy, Some(9)).unwrap_err();
-        assert_eq!(e, CollectiveError::NotEnoughEligible { index: 1, needed: 100, available: 90, members_from: "not-target".into(), target: 0 });
+        assert_eq!(
+            e,
+            CollectiveError::NotEnoughEligible {
+                index: 1,
+                needed: 100,
+                available: 90,
+                members_from: "not-target".into(),
+                target: 0
+            }
+        );
     }
 
     #[test]
@@ -361,7 +381,10 @@ mod tests {
     #[test]
     fn deterministic_with_a_seed() {
         let train = images(200);
-        let specs = [spec(&format!("alpha=0.1,target=1,{PATCH},noise=0.5:jitter")), spec("alpha=0.1,target=2,trigger=grid:spacing=3:amplitude=0.2,noise=0.5:jitter")];
+        let specs = [
+            spec(&format!("alpha=0.1,target=1,{PATCH},noise=0.5:jitter")),
+            spec("alpha=0.1,target=2,trigger=grid:spacing=3:amplitude=0.2,noise=0.5:jitter"),
+        ];
         let a = plant(&train, &specs, Some(42)).unwrap();
         let b = plant(&train, &specs, Some(42)).unwrap();
         let c = plant(&train, &specs, Some(43)).unwrap();
@@ -379,10 +402,12 @@ mod tests {
         assert!(e.to_string().contains("0.01") && e.to_string().contains("50"));
         let e = plant(&train, &[spec(&format!("alpha=0.1,target=4,{PATCH}"))], Some(1)).unwrap_err();
         assert!(matches!(e, CollectiveError::TargetOutOfRange { target: 4, .. }));
-        let e = plant(&train, &[spec("alpha=0.1,target=1,trigger=offset:feature=0:shift_std=1")], Some(1)).unwrap_err();
+        let e = plant(&train, &[spec("alpha=0.1,target=1,trigger=offset:feature=0:shift_std=1")], Some(1))
+            .unwrap_err();
         assert!(matches!(e, CollectiveError::TriggerDoesNotFit { .. }));
         // feature-only: class 1 has 13 records of 50, 25 members wanted
-        let e = plant(&train, &[spec(&format!("alpha=0.5,target=1,{PATCH},strategy=feature-only"))], Some(1)).unwrap_err();
+        let e = plant(&train, &[spec(&format!("alpha=0.5,target=1,{PATCH},strategy=feature-only"))], Some(1))
+            .unwrap_err();
         assert!(matches!(e, CollectiveError::NotEnoughEligible { needed: 25, available: 13, .. }), "{e}");
     }
 

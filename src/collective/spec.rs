@@ -142,7 +142,12 @@ impl CollectiveSpec {
 /// Checks collectives against a data set: each spec's own checks, Σα < 1, target in
 /// `0..num_classes`, the trigger fits the examples, ⌊α·N⌋ ≥ 1. (Eligible-pool sizes are checked
 /// while sampling, in [`super::plant`].)
-pub fn validate_against(specs: &[CollectiveSpec], example_shape: &[i64], n: i64, num_classes: i64) -> Result<(), CollectiveError> {
+pub fn validate_against(
+    specs: &[CollectiveSpec],
+    example_shape: &[i64],
+    n: i64,
+    num_classes: i64,
+) -> Result<(), CollectiveError> {
     let sum: f64 = specs.iter().map(|s| s.alpha).sum();
     for (index, spec) in specs.iter().enumerate() {
         spec.validate_indexed(index)?;
@@ -155,7 +160,10 @@ pub fn validate_against(specs: &[CollectiveSpec], example_shape: &[i64], n: i64,
         }
     }
     if sum >= 1.0 {
-        return Err(CollectiveError::AlphaSumTooLarge { sum, alphas: specs.iter().map(|s| s.alpha).collect() });
+        return Err(CollectiveError::AlphaSumTooLarge {
+            sum,
+            alphas: specs.iter().map(|s| s.alpha).collect(),
+        });
     }
     Ok(())
 }
@@ -230,7 +238,8 @@ impl<'a> KvList<'a> {
     }
 
     pub(crate) fn required(&self, key: &str) -> Result<&'a str, CollectiveError> {
-        self.get(key).ok_or_else(|| CollectiveError::MissingKey { key: key.into(), context: self.context.clone() })
+        self.get(key)
+            .ok_or_else(|| CollectiveError::MissingKey { key: key.into(), context: self.context.clone() })
     }
 }
 
@@ -241,7 +250,11 @@ pub(crate) fn parse_f64(key: &str, v: &str) -> Result<f64, CollectiveError> {
         reason: e.to_string(),
     })?;
     if !x.is_finite() {
-        return Err(CollectiveError::BadValue { key: key.into(), value: v.into(), reason: "must be finite".into() });
+        return Err(CollectiveError::BadValue {
+            key: key.into(),
+            value: v.into(),
+            reason: "must be finite".into(),
+        });
     }
     Ok(x)
 }
@@ -269,12 +282,19 @@ mod tests {
         assert_eq!(s.trigger, Trigger::Patch { size: 3, row: -1, col: -1, value: 1.0 });
         assert_eq!(s.strategy, Strategy::FeatureLabel);
         assert_eq!(s.members_from, MembersFrom::NotTarget);
-        assert_eq!(s.noise, Some(CoordinationNoise { fraction: 0.1, kind: Deviation::Jitter, magnitude: None }));
+        assert_eq!(
+            s.noise,
+            Some(CoordinationNoise { fraction: 0.1, kind: Deviation::Jitter, magnitude: None })
+        );
         assert_eq!(s.to_string().parse::<CollectiveSpec>().unwrap(), s);
         // Feature-only defaults to members from the target class.
-        let fo: CollectiveSpec = "alpha=0.1,target=2,trigger=token:position=0:token=5,strategy=feature-only".parse().unwrap();
+        let fo: CollectiveSpec =
+            "alpha=0.1,target=2,trigger=token:position=0:token=5,strategy=feature-only".parse().unwrap();
         assert_eq!(fo.members_from, MembersFrom::Target);
-        let any: CollectiveSpec = "alpha=0.1,target=2,trigger=token:position=0:token=5,strategy=erasing,members_from=any".parse().unwrap();
+        let any: CollectiveSpec =
+            "alpha=0.1,target=2,trigger=token:position=0:token=5,strategy=erasing,members_from=any"
+                .parse()
+                .unwrap();
         assert_eq!(any.members_from, MembersFrom::Any);
         assert_eq!(any.strategy, Strategy::Erasing);
     }
@@ -294,7 +314,9 @@ mod tests {
         let e = format!("alpha=0.1,{base},alpha=0.2").parse::<CollectiveSpec>().unwrap_err();
         assert!(matches!(e, CollectiveError::DuplicateKey { ref key, .. } if key == "alpha"));
         let e = format!("alpha=abc,{base}").parse::<CollectiveSpec>().unwrap_err();
-        assert!(matches!(e, CollectiveError::BadValue { ref key, ref value, .. } if key == "alpha" && value == "abc"));
+        assert!(
+            matches!(e, CollectiveError::BadValue { ref key, ref value, .. } if key == "alpha" && value == "abc")
+        );
         let e = format!("alpha=0.1,{base},noise=1.5:dropout").parse::<CollectiveSpec>().unwrap_err();
         assert!(matches!(e, CollectiveError::NoiseOutOfRange { nu } if nu == 1.5));
         let e = format!("alpha=0.1,{base},noise=0.5:dropout=2").parse::<CollectiveSpec>().unwrap_err();
@@ -302,10 +324,13 @@ mod tests {
         let e = format!("alpha=0.1,{base},noise=0.5:jitter=0.5").parse::<CollectiveSpec>().unwrap_err();
         assert!(matches!(e, CollectiveError::BadJitter { .. }), "{e}");
         let e = format!("alpha=0.1,{base},strategy=bribe").parse::<CollectiveSpec>().unwrap_err();
-        assert!(matches!(e, CollectiveError::BadValue { ref key, ref value, .. } if key == "strategy" && value == "bribe"));
+        assert!(
+            matches!(e, CollectiveError::BadValue { ref key, ref value, .. } if key == "strategy" && value == "bribe")
+        );
         let e = format!("alpha=0.1,{base},members_from=some").parse::<CollectiveSpec>().unwrap_err();
         assert!(matches!(e, CollectiveError::BadValue { ref key, .. } if key == "members_from"));
-        let e = "alpha=0.1,target=-1,trigger=patch:size=3:pos=br:value=1".parse::<CollectiveSpec>().unwrap_err();
+        let e =
+            "alpha=0.1,target=-1,trigger=patch:size=3:pos=br:value=1".parse::<CollectiveSpec>().unwrap_err();
         assert!(matches!(e, CollectiveError::BadValue { ref key, .. } if key == "target"));
     }
 
@@ -340,7 +365,8 @@ mod tests {
         let bad = "alpha = 0.05\ntarget = 1\nbeta = 2\ntrigger = { kind = \"grid\", spacing = 4, amplitude = 0.25 }\n";
         let e = toml::from_str::<CollectiveSpec>(bad).unwrap_err().to_string();
         assert!(e.contains("beta"), "{e}");
-        let bad_alpha = "alpha = 2.0\ntarget = 1\ntrigger = { kind = \"grid\", spacing = 4, amplitude = 0.25 }\n";
+        let bad_alpha =
+            "alpha = 2.0\ntarget = 1\ntrigger = { kind = \"grid\", spacing = 4, amplitude = 0.25 }\n";
         let e = toml::from_str::<CollectiveSpec>(bad_alpha).unwrap_err().to_string();
         assert!(e.contains("alpha = 2"), "{e}");
     }
@@ -348,20 +374,38 @@ mod tests {
     #[test]
     fn validate_against_data() {
         let s: CollectiveSpec = "alpha=0.01,target=0,trigger=patch:size=3:pos=br:value=1".parse().unwrap();
-        assert!(matches!(validate_against(std::slice::from_ref(&s), &[1, 8, 8], 50, 10), Err(CollectiveError::NoMembers { alpha, n: 50, .. }) if alpha == 0.01));
+        assert!(
+            matches!(validate_against(std::slice::from_ref(&s), &[1, 8, 8], 50, 10), Err(CollectiveError::NoMembers { alpha, n: 50, .. }) if alpha == 0.01)
+        );
         assert!(validate_against(std::slice::from_ref(&s), &[1, 8, 8], 100, 10).is_ok());
-        assert!(matches!(validate_against(std::slice::from_ref(&s), &[1, 2, 2], 100, 10), Err(CollectiveError::TriggerDoesNotFit { .. })));
+        assert!(matches!(
+            validate_against(std::slice::from_ref(&s), &[1, 2, 2], 100, 10),
+            Err(CollectiveError::TriggerDoesNotFit { .. })
+        ));
         let t: CollectiveSpec = "alpha=0.6,target=10,trigger=patch:size=3:pos=br:value=1".parse().unwrap();
-        assert!(matches!(validate_against(std::slice::from_ref(&t), &[1, 8, 8], 100, 10), Err(CollectiveError::TargetOutOfRange { target: 10, num_classes: 10, .. })));
+        assert!(matches!(
+            validate_against(std::slice::from_ref(&t), &[1, 8, 8], 100, 10),
+            Err(CollectiveError::TargetOutOfRange { target: 10, num_classes: 10, .. })
+        ));
         let u: CollectiveSpec = "alpha=0.6,target=1,trigger=patch:size=3:pos=br:value=1".parse().unwrap();
-        assert!(matches!(validate_against(&[u.clone(), u], &[1, 8, 8], 100, 10), Err(CollectiveError::AlphaSumTooLarge { .. })));
+        assert!(matches!(
+            validate_against(&[u.clone(), u], &[1, 8, 8], 100, 10),
+            Err(CollectiveError::AlphaSumTooLarge { .. })
+        ));
     }
 
     fn arb_trigger() -> impl PropStrategy<Value = Trigger> {
         prop_oneof![
-            (1i64..6, -3i64..4, -3i64..4, 0.0f64..=1.0).prop_map(|(size, row, col, value)| Trigger::Patch { size, row, col, value }),
-            (1i64..9, 0.001f64..1.0, any::<bool>()).prop_map(|(spacing, a, neg)| Trigger::Grid { spacing, amplitude: if neg { -a } else { a } }),
-            (0usize..50, 0.01f64..10.0).prop_map(|(feature, shift_std)| Trigger::FeatureOffset { feature, shift_std }),
+            (1i64..6, -3i64..4, -3i64..4, 0.0f64..=1.0).prop_map(|(size, row, col, value)| Trigger::Patch {
+                size,
+                row,
+                col,
+                value
+            }),
+            (1i64..9, 0.001f64..1.0, any::<bool>())
+                .prop_map(|(spacing, a, neg)| Trigger::Grid { spacing, amplitude: if neg { -a } else { a } }),
+            (0usize..50, 0.01f64..10.0)
+                .prop_map(|(feature, shift_std)| Trigger::FeatureOffset { feature, shift_std }),
             (0i64..100, 0i64..50_000).prop_map(|(position, token)| Trigger::Token { position, token }),
         ]
     }

@@ -209,7 +209,10 @@ impl Trigger {
         let top = if row >= 0 { row } else { h - size + row + 1 };
         let left = if col >= 0 { col } else { w - size + col + 1 };
         if top < 0 || top + size > h {
-            return Err(format!("patch rows {top}..{} fall outside 0..{h} (size = {size}, row = {row})", top + size));
+            return Err(format!(
+                "patch rows {top}..{} fall outside 0..{h} (size = {size}, row = {row})",
+                top + size
+            ));
         }
         if left < 0 || left + size > w {
             return Err(format!(
@@ -231,7 +234,11 @@ impl Trigger {
         } else {
             Err(CollectiveError::WrongDtype {
                 trigger: self.to_string(),
-                expected: if matches!(self, Trigger::Token { .. }) { "i64 token-id".into() } else { "floating-point".into() },
+                expected: if matches!(self, Trigger::Token { .. }) {
+                    "i64 token-id".into()
+                } else {
+                    "floating-point".into()
+                },
                 got: format!("{kind:?}"),
             })
         }
@@ -253,9 +260,13 @@ impl Trigger {
         let out = x.copy();
         match *self {
             Trigger::Patch { size, value, .. } => {
-                let (top, left) = self
-                    .patch_corner(shape[2], shape[3])
-                    .map_err(|r| CollectiveError::TriggerDoesNotFit { trigger: self.to_string(), shape: shape.clone(), reason: r })?;
+                let (top, left) = self.patch_corner(shape[2], shape[3]).map_err(|r| {
+                    CollectiveError::TriggerDoesNotFit {
+                        trigger: self.to_string(),
+                        shape: shape.clone(),
+                        reason: r,
+                    }
+                })?;
                 let mut region = out.f_narrow(2, top, size)?.f_narrow(3, left, size)?;
                 let _ = region.f_fill_(value)?;
             }
@@ -282,7 +293,11 @@ impl Trigger {
         let gx = self.apply(x)?;
         let n = x.size()[0];
         if let Trigger::Token { .. } = self {
-            let changed = gx.f_ne_tensor(x)?.f_to_kind(Kind::Double)?.f_reshape([n, -1])?.f_sum_dim_intlist(1, false, Kind::Double)?;
+            let changed = gx.f_ne_tensor(x)?.f_to_kind(Kind::Double)?.f_reshape([n, -1])?.f_sum_dim_intlist(
+                1,
+                false,
+                Kind::Double,
+            )?;
             return Ok((changed.shallow_clone(), changed));
         }
         let d = (gx.f_to_kind(Kind::Double)? - x.f_to_kind(Kind::Double)?).f_reshape([n, -1])?;
@@ -299,7 +314,12 @@ impl Trigger {
     /// - grid amplitude / offset shift: multiplied by `1 + u`, `u ~ Uniform[-m, m]`, `m ∈ (0, 1]`.
     ///
     /// The returned patch has absolute (non-negative) row and col.
-    pub fn jittered(&self, example_shape: &[i64], magnitude: f64, rng: &mut ChaCha20Rng) -> Result<Trigger, CollectiveError> {
+    pub fn jittered(
+        &self,
+        example_shape: &[i64],
+        magnitude: f64,
+        rng: &mut ChaCha20Rng,
+    ) -> Result<Trigger, CollectiveError> {
         self.validate(example_shape)?;
         check_jitter(self, magnitude)?;
         let no_room = |reason: &str| CollectiveError::BadJitter {
@@ -322,7 +342,9 @@ impl Trigger {
                     }
                 }
                 if offsets.is_empty() {
-                    return Err(no_room("no position within the jitter range keeps the patch inside the image"));
+                    return Err(no_room(
+                        "no position within the jitter range keeps the patch inside the image",
+                    ));
                 }
                 let (t, l) = offsets[rng.random_range(0..offsets.len())];
                 Trigger::Patch { size, row: t, col: l, value }
@@ -330,7 +352,8 @@ impl Trigger {
             Trigger::Token { position, token } => {
                 let t = example_shape[0];
                 let m = magnitude as i64;
-                let positions: Vec<i64> = (-m..=m).filter(|&d| d != 0).map(|d| position + d).filter(|&p| p >= 0 && p < t).collect();
+                let positions: Vec<i64> =
+                    (-m..=m).filter(|&d| d != 0).map(|d| position + d).filter(|&p| p >= 0 && p < t).collect();
                 if positions.is_empty() {
                     return Err(no_room("no position within the jitter range lies inside the sequence"));
                 }
@@ -351,7 +374,11 @@ impl Trigger {
 /// Checks a jitter magnitude against the trigger it will perturb: a whole number ≥ 1 of
 /// pixels / positions for patch and token, a relative perturbation in (0, 1] for grid and offset.
 pub(crate) fn check_jitter(trigger: &Trigger, magnitude: f64) -> Result<(), CollectiveError> {
-    let bad = |reason: &str| CollectiveError::BadJitter { magnitude, trigger: trigger.to_string(), reason: reason.into() };
+    let bad = |reason: &str| CollectiveError::BadJitter {
+        magnitude,
+        trigger: trigger.to_string(),
+        reason: reason.into(),
+    };
     match trigger {
         Trigger::Patch { .. } | Trigger::Token { .. } => {
             if !(magnitude.is_finite() && magnitude >= 1.0 && magnitude.fract() == 0.0) {
@@ -380,7 +407,9 @@ impl fmt::Display for Trigger {
                 write!(f, ":value={value}")
             }
             Trigger::Grid { spacing, amplitude } => write!(f, "grid:spacing={spacing}:amplitude={amplitude}"),
-            Trigger::FeatureOffset { feature, shift_std } => write!(f, "offset:feature={feature}:shift_std={shift_std}"),
+            Trigger::FeatureOffset { feature, shift_std } => {
+                write!(f, "offset:feature={feature}:shift_std={shift_std}")
+            }
             Trigger::Token { position, token } => write!(f, "token:position={position}:token={token}"),
         }
     }
@@ -403,16 +432,21 @@ impl FromStr for Trigger {
                 let value = parse_f64("value", kv.required("value")?)?;
                 let (row, col) = match (kv.get("pos"), kv.get("row"), kv.get("col")) {
                     (Some(p), None, None) => {
-                        let c = PATCH_CORNERS.iter().find(|c| c.0 == p).ok_or_else(|| CollectiveError::BadValue {
-                            key: "pos".into(),
-                            value: p.into(),
-                            reason: "expected tl, tr, bl or br (or give row= and col=)".into(),
+                        let c = PATCH_CORNERS.iter().find(|c| c.0 == p).ok_or_else(|| {
+                            CollectiveError::BadValue {
+                                key: "pos".into(),
+                                value: p.into(),
+                                reason: "expected tl, tr, bl or br (or give row= and col=)".into(),
+                            }
                         })?;
                         (c.1, c.2)
                     }
                     (None, Some(r), Some(c)) => (parse_i64("row", r)?, parse_i64("col", c)?),
                     (None, _, _) => {
-                        return Err(CollectiveError::MissingKey { key: "pos (or row and col)".into(), context: ctx })
+                        return Err(CollectiveError::MissingKey {
+                            key: "pos (or row and col)".into(),
+                            context: ctx,
+                        })
                     }
                     (Some(p), _, _) => {
                         return Err(CollectiveError::BadValue {
@@ -439,7 +473,10 @@ impl FromStr for Trigger {
                     value: f.into(),
                     reason: e.to_string(),
                 })?;
-                Trigger::FeatureOffset { feature, shift_std: parse_f64("shift_std", kv.required("shift_std")?)? }
+                Trigger::FeatureOffset {
+                    feature,
+                    shift_std: parse_f64("shift_std", kv.required("shift_std")?)?,
+                }
             }
             "token" => {
                 let kv = KvList::parse(&rest, &ctx, &["position", "token"])?;
@@ -512,7 +549,9 @@ mod tests {
             assert!(matches!(t.apply(&x), Err(CollectiveError::TriggerDoesNotFit { .. })), "{t}");
         }
         let bad_value = Trigger::Patch { size: 2, row: 0, col: 0, value: 1.5 };
-        assert!(matches!(bad_value.validate(&[1, 6, 6]), Err(CollectiveError::BadTriggerParam { ref field, .. }) if field == "value"));
+        assert!(
+            matches!(bad_value.validate(&[1, 6, 6]), Err(CollectiveError::BadTriggerParam { ref field, .. }) if field == "value")
+        );
         // Tabular data is not an image.
         assert!(Trigger::Patch { size: 1, row: 0, col: 0, value: 1.0 }.validate(&[10]).is_err());
     }
@@ -554,7 +593,9 @@ mod tests {
             }
         }
         let out = Trigger::FeatureOffset { feature: 4, shift_std: 1.0 }.apply(&x);
-        assert!(matches!(out, Err(CollectiveError::TriggerDoesNotFit { ref reason, .. }) if reason.contains("feature = 4")));
+        assert!(
+            matches!(out, Err(CollectiveError::TriggerDoesNotFit { ref reason, .. }) if reason.contains("feature = 4"))
+        );
     }
 
     #[test]
@@ -569,7 +610,10 @@ mod tests {
         assert!(Trigger::Token { position: 5, token: 1 }.apply(&x).is_err());
         let xf = x.to_kind(Kind::Float);
         assert!(matches!(t.apply(&xf), Err(CollectiveError::WrongDtype { .. })));
-        assert!(matches!(Trigger::FeatureOffset { feature: 0, shift_std: 1.0 }.apply(&x), Err(CollectiveError::WrongDtype { .. })));
+        assert!(matches!(
+            Trigger::FeatureOffset { feature: 0, shift_std: 1.0 }.apply(&x),
+            Err(CollectiveError::WrongDtype { .. })
+        ));
     }
 
     #[test]
@@ -586,7 +630,9 @@ mod tests {
             assert_eq!(t.to_string().parse::<Trigger>().unwrap(), t);
         }
         let e = "patch:size=3:pos=middle:value=1".parse::<Trigger>().unwrap_err();
-        assert!(matches!(e, CollectiveError::BadValue { ref key, ref value, .. } if key == "pos" && value == "middle"));
+        assert!(
+            matches!(e, CollectiveError::BadValue { ref key, ref value, .. } if key == "pos" && value == "middle")
+        );
         let e = "patch:size=3:pos=br".parse::<Trigger>().unwrap_err();
         assert!(matches!(e, CollectiveError::MissingKey { ref key, .. } if key == "value"));
         let e = "grid:spacing=4:amplitude=0.1:colour=red".parse::<Trigger>().unwrap_err();
@@ -603,7 +649,9 @@ mod tests {
         let t = Trigger::Patch { size: 2, row: -1, col: -1, value: 1.0 };
         let shape = [1, 8, 8];
         for _ in 0..200 {
-            let Trigger::Patch { row, col, size, value } = t.jittered(&shape, 2.0, &mut rng).unwrap() else { panic!() };
+            let Trigger::Patch { row, col, size, value } = t.jittered(&shape, 2.0, &mut rng).unwrap() else {
+                panic!()
+            };
             assert_eq!((size, value), (2, 1.0));
             assert!((row, col) != (6, 6), "jitter must move the patch");
             assert!((4..=6).contains(&row) && (4..=6).contains(&col), "({row},{col}) outside jitter range");
@@ -614,7 +662,9 @@ mod tests {
         // Relative jitter of an offset stays within (1 ± m)·shift.
         let o = Trigger::FeatureOffset { feature: 0, shift_std: 2.0 };
         for _ in 0..100 {
-            let Trigger::FeatureOffset { shift_std, .. } = o.jittered(&[3], 0.5, &mut rng).unwrap() else { panic!() };
+            let Trigger::FeatureOffset { shift_std, .. } = o.jittered(&[3], 0.5, &mut rng).unwrap() else {
+                panic!()
+            };
             assert!((1.0..=3.0).contains(&shift_std));
         }
         assert!(matches!(t.jittered(&shape, 1.5, &mut rng), Err(CollectiveError::BadJitter { .. })));
@@ -628,6 +678,7 @@ mod tests {
         assert_eq!(serde_json::from_str::<Trigger>(&json).unwrap(), t);
         let o: Trigger = serde_json::from_str(r#"{"kind":"offset","feature":1,"shift_std":2.0}"#).unwrap();
         assert_eq!(o, Trigger::FeatureOffset { feature: 1, shift_std: 2.0 });
-        assert!(serde_json::from_str::<Trigger>(r#"{"kind":"grid","spacing":2,"amplitude":0.1,"extra":1}"#).is_err());
+        assert!(serde_json::from_str::<Trigger>(r#"{"kind":"grid","spacing":2,"amplitude":0.1,"extra":1}"#)
+            .is_err());
     }
 }

@@ -57,7 +57,12 @@ pub fn check(path: &Path, key: &str, bytes: &[u8]) -> Result<()> {
     if actual == expected {
         Ok(())
     } else {
-        Err(DataError::Checksum { path: path.to_path_buf(), key: key.to_string(), expected: expected.to_string(), actual })
+        Err(DataError::Checksum {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            expected: expected.to_string(),
+            actual,
+        })
     }
 }
 
@@ -88,6 +93,9 @@ mod tests {
     #[test]
     fn wrong_content_is_a_checksum_error_naming_file_and_key() {
         let e = check(Path::new("/x/adult.data"), "adult/adult.data", b"not adult").unwrap_err().to_string();
-        assert!(e.contains("/x/adult.data") && e.contains("adult/adult.data") && e.contains("5b00264637"), "{e}");
+        assert!(
+            e.contains("/x/adult.data") && e.contains("adult/adult.data") && e.contains("5b00264637"),
+            "{e}"
+        );
     }
 }

@@ -14,11 +14,13 @@ use super::{files, images_tensor, labels_tensor, DataError, Dataset, Result, Spl
 /// Bytes per record: one label plus a 3×32×32 image.
 pub const RECORD: usize = 1 + 3 * 32 * 32;
 /// Training batch files, in order.
-pub const TRAIN_FILES: [&str; 5] = ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
+pub const TRAIN_FILES: [&str; 5] =
+    ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
 /// The test batch file.
 pub const TEST_FILE: &str = "test_batch.bin";
 /// CIFAR-10 class names, by label.
-pub const CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+pub const CLASSES: [&str; 10] =
+    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
 /// Parse one batch file's bytes into `(labels, pixels)`, checking its structure.
 pub fn parse_batch(path: &Path, bytes: &[u8]) -> Result<(Vec<i64>, Vec<u8>)> {
@@ -39,7 +41,11 @@ pub fn parse_batch(path: &Path, bytes: &[u8]) -> Result<(Vec<i64>, Vec<u8>)> {
     let mut pixels = Vec::with_capacity(n * (RECORD - 1));
     for (i, rec) in bytes.chunks_exact(RECORD).enumerate() {
         if rec[0] >= 10 {
-            return Err(bad(format!("record {i} (byte offset {}): label byte {} is outside 0..10", i * RECORD, rec[0])));
+            return Err(bad(format!(
+                "record {i} (byte offset {}): label byte {} is outside 0..10",
+                i * RECORD,
+                rec[0]
+            )));
         }
         labels.push(rec[0] as i64);
         pixels.extend_from_slice(&rec[1..]);

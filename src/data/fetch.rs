@@ -63,7 +63,11 @@ fn verify_folder(name: &str, folder: &Path, dir: &DataDir) -> Result<Vec<PathBuf
         let path = files::find(folder, canonical).ok_or_else(|| DataError::NotFetched {
             name: name.to_string(),
             dir: dir.0.clone(),
-            what: format!("{} is missing (tried {})", folder.join(canonical).display(), files::candidates(canonical).join(", ")),
+            what: format!(
+                "{} is missing (tried {})",
+                folder.join(canonical).display(),
+                files::candidates(canonical).join(", ")
+            ),
         })?;
         let bytes = files::read_maybe_gz(&path)?;
         checksums::check(&path, &format!("{name}/{canonical}"), &bytes)?;
@@ -81,15 +85,15 @@ pub fn fetch(name: &str, dir: &DataDir) -> Result<PathBuf> {
     }
     let script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/fetch.sh"));
     if !script.is_file() {
-        return Err(DataError::Fetch { name: name.into(), what: format!("fetch script {} not found", script.display()) });
+        return Err(DataError::Fetch {
+            name: name.into(),
+            what: format!("fetch script {} not found", script.display()),
+        });
     }
     std::fs::create_dir_all(&dir.0).map_err(|source| DataError::Io { path: dir.0.clone(), source })?;
-    let status = Command::new("bash")
-        .arg(&script)
-        .arg(which.key())
-        .arg(&dir.0)
-        .status()
-        .map_err(|e| DataError::Fetch { name: name.into(), what: format!("cannot run bash {}: {e}", script.display()) })?;
+    let status = Command::new("bash").arg(&script).arg(which.key()).arg(&dir.0).status().map_err(|e| {
+        DataError::Fetch { name: name.into(), what: format!("cannot run bash {}: {e}", script.display()) }
+    })?;
     if !status.success() {
         return Err(DataError::Fetch {
             name: name.into(),

@@ -49,7 +49,12 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
 
 /// Find `<dir>/<canonical>` (any accepted spelling), read it (decompressing), and when `verify`
 /// check it against the pin `<key_prefix>/<canonical>`.
-pub fn read_pinned(dir: &Path, key_prefix: &str, canonical: &str, verify: bool) -> Result<(PathBuf, Vec<u8>)> {
+pub fn read_pinned(
+    dir: &Path,
+    key_prefix: &str,
+    canonical: &str,
+    verify: bool,
+) -> Result<(PathBuf, Vec<u8>)> {
     let path = find_required(dir, canonical)?;
     let bytes = read_maybe_gz(&path)?;
     if verify {

@@ -45,7 +45,10 @@ pub fn parse(path: &Path, bytes: &[u8], ndim: usize) -> Result<Idx> {
     if let Some(i) = dims.iter().position(|&d| d == 0) {
         return Err(bad(format!("IDX header declares size 0 in dimension {i} (dims {dims:?})")));
     }
-    let expected: usize = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| bad(format!("IDX dims {dims:?} overflow")))?;
+    let expected: usize = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| bad(format!("IDX dims {dims:?} overflow")))?;
     let have = bytes.len() - header;
     if have < expected {
         return Err(bad(format!(
@@ -82,7 +85,10 @@ fn load_part(dir: &Path, key: &str, images: &str, labels: &str, verify: bool) ->
         });
     }
     if let Some((i, &l)) = lab.data.iter().enumerate().find(|(_, &l)| l >= 10) {
-        return Err(DataError::Format { path: lpath, what: format!("label {l} at index {i} is outside 0..10") });
+        return Err(DataError::Format {
+            path: lpath,
+            what: format!("label {l} at index {i} is outside 0..10"),
+        });
     }
     let labels: Vec<i64> = lab.data.iter().map(|&l| l as i64).collect();
     Ok(Dataset {

@@ -84,7 +84,11 @@ impl Dataset {
         if n == self.len() {
             return self.shallow_clone();
         }
-        Self { x: self.x.narrow(0, 0, n).copy(), y: self.y.narrow(0, 0, n).copy(), num_classes: self.num_classes }
+        Self {
+            x: self.x.narrow(0, 0, n).copy(),
+            y: self.y.narrow(0, 0, n).copy(),
+            num_classes: self.num_classes,
+        }
     }
 }
 
@@ -471,7 +475,8 @@ fn parse_csv_spec(text: &str) -> Result<DatasetSpec> {
     if path.is_empty() {
         return Err(DataError::Spec(format!("`csv:{text}`: the path is empty")));
     }
-    let (mut label_column, mut separator, mut positive_label) = (csv_defaults::label_column(), csv_defaults::SEPARATOR, None);
+    let (mut label_column, mut separator, mut positive_label) =
+        (csv_defaults::label_column(), csv_defaults::SEPARATOR, None);
     let (mut test_fraction, mut seed) = (csv_defaults::TEST_FRACTION, csv_defaults::SEED);
     for opt in parts {
         let bad = |why: &str| DataError::Spec(format!("`csv:{text}`: option `{opt}` {why}"));
@@ -491,7 +496,14 @@ fn parse_csv_spec(text: &str) -> Result<DatasetSpec> {
             _ => return Err(bad("is unknown (expected label, sep, positive, test_fraction, seed)")),
         }
     }
-    Ok(DatasetSpec::Csv { path: PathBuf::from(path), label_column, separator, positive_label, test_fraction, seed })
+    Ok(DatasetSpec::Csv {
+        path: PathBuf::from(path),
+        label_column,
+        separator,
+        positive_label,
+        test_fraction,
+        seed,
+    })
 }
 
 /// Load `spec` with verification as set by the environment ([`LoadOptions::from_env`]).
@@ -503,11 +515,23 @@ pub fn load(spec: &DatasetSpec, dir: &DataDir, limits: &Limits) -> Result<Split>
 /// their paths), verify pinned files, parse, encode, then keep the first `limits` examples.
 pub fn load_with(spec: &DatasetSpec, dir: &DataDir, limits: &Limits, opts: &LoadOptions) -> Result<Split> {
     let split = match spec {
-        DatasetSpec::FashionMnist => idx::load_mnist_like(Fetchable::FashionMnist.key(), &fetched_dir(dir, Fetchable::FashionMnist)?, opts.verify)?,
-        DatasetSpec::Mnist => idx::load_mnist_like(Fetchable::Mnist.key(), &fetched_dir(dir, Fetchable::Mnist)?, opts.verify)?,
-        DatasetSpec::Adult => tabular::load_adult("adult", &fetched_dir(dir, Fetchable::Adult)?, opts.verify)?,
-        DatasetSpec::FashionMnistMini => idx::load_mnist_like("fashion-mnist-mini", &fixture_dir("fashion-mnist-mini")?, opts.verify)?,
-        DatasetSpec::AdultMini => tabular::load_adult("adult-mini", &fixture_dir("adult-mini")?, opts.verify)?,
+        DatasetSpec::FashionMnist => idx::load_mnist_like(
+            Fetchable::FashionMnist.key(),
+            &fetched_dir(dir, Fetchable::FashionMnist)?,
+            opts.verify,
+        )?,
+        DatasetSpec::Mnist => {
+            idx::load_mnist_like(Fetchable::Mnist.key(), &fetched_dir(dir, Fetchable::Mnist)?, opts.verify)?
+        }
+        DatasetSpec::Adult => {
+            tabular::load_adult("adult", &fetched_dir(dir, Fetchable::Adult)?, opts.verify)?
+        }
+        DatasetSpec::FashionMnistMini => {
+            idx::load_mnist_like("fashion-mnist-mini", &fixture_dir("fashion-mnist-mini")?, opts.verify)?
+        }
+        DatasetSpec::AdultMini => {
+            tabular::load_adult("adult-mini", &fixture_dir("adult-mini")?, opts.verify)?
+        }
         DatasetSpec::Csv { path, label_column, separator, positive_label, test_fraction, seed } => {
             tabular::load_csv(&tabular::CsvOptions {
                 path: path.clone(),
@@ -594,7 +618,15 @@ mod tests {
 
     #[test]
     fn spec_names_parse_and_round_trip() {
-        for name in ["fashion-mnist", "mnist", "adult", "fashion-mnist-mini", "adult-mini", "synthetic-images", "synthetic-tabular"] {
+        for name in [
+            "fashion-mnist",
+            "mnist",
+            "adult",
+            "fashion-mnist-mini",
+            "adult-mini",
+            "synthetic-images",
+            "synthetic-tabular",
+        ] {
             let s: DatasetSpec = name.parse().unwrap();
             assert_eq!(s.name(), name);
         }
@@ -627,12 +659,15 @@ mod tests {
         );
         let j = serde_json::to_string(&DatasetSpec::FashionMnist).unwrap();
         assert_eq!(j, r#"{"kind":"fashion-mnist"}"#);
-        let back: DatasetSpec = serde_json::from_str(&serde_json::to_string(&DatasetSpec::synthetic_images()).unwrap()).unwrap();
+        let back: DatasetSpec =
+            serde_json::from_str(&serde_json::to_string(&DatasetSpec::synthetic_images()).unwrap()).unwrap();
         assert_eq!(back, DatasetSpec::synthetic_images());
         let syn: DatasetSpec = toml::from_str("kind = \"synthetic\"\nshape = [8]\n").unwrap();
         assert!(matches!(syn, DatasetSpec::Synthetic { classes: 10, train: 1000, .. }));
         // Unknown fields are rejected, naming the field.
-        let err = toml::from_str::<DatasetSpec>("kind = \"csv\"\npath = \"a.csv\"\nlabel_col = \"y\"\n").unwrap_err().to_string();
+        let err = toml::from_str::<DatasetSpec>("kind = \"csv\"\npath = \"a.csv\"\nlabel_col = \"y\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("label_col"), "{err}");
         assert!(toml::from_str::<DatasetSpec>("kind = \"mnist\"\nextra = 1\n").is_err());
     }
@@ -650,7 +685,8 @@ mod tests {
     #[test]
     fn missing_fetched_dataset_says_how_to_fetch() {
         let tmp = tempfile::tempdir().unwrap();
-        let err = load(&DatasetSpec::Mnist, &DataDir::new(tmp.path()), &Limits::NONE).unwrap_err().to_string();
+        let err =
+            load(&DatasetSpec::Mnist, &DataDir::new(tmp.path()), &Limits::NONE).unwrap_err().to_string();
         assert!(err.contains("crowdout data fetch mnist"), "{err}");
     }
 }

@@ -13,9 +13,17 @@ use super::{DataError, Dataset, Split};
 pub fn one_vs_rest(split: Split, class: i64) -> Result<Split, DataError> {
     let k = split.train.num_classes;
     if !(0..k).contains(&class) {
-        return Err(DataError::Spec(format!("one_vs_rest = {class}: `{}` has classes 0..{}", split.name, k - 1)));
+        return Err(DataError::Spec(format!(
+            "one_vs_rest = {class}: `{}` has classes 0..{}",
+            split.name,
+            k - 1
+        )));
     }
-    let relabel = |d: &Dataset| Dataset { x: d.x.shallow_clone(), y: d.y.eq(class).to_kind(Kind::Int64), num_classes: 2 };
+    let relabel = |d: &Dataset| Dataset {
+        x: d.x.shallow_clone(),
+        y: d.y.eq(class).to_kind(Kind::Int64),
+        num_classes: 2,
+    };
     Ok(Split {
         name: format!("{}:{class}-vs-rest", split.name),
         train: relabel(&split.train),
@@ -31,8 +39,18 @@ mod tests {
 
     #[test]
     fn relabels_train_and_test_and_refuses_unknown_classes() {
-        let d = |ys: &[i64]| Dataset { x: Tensor::zeros([ys.len() as i64, 2], (Kind::Float, tch::Device::Cpu)), y: Tensor::from_slice(ys), num_classes: 3 };
-        let split = || Split { name: "t".into(), train: d(&[0, 1, 2, 1]), test: d(&[2, 1]), feature_names: vec![], feature_std: vec![] };
+        let d = |ys: &[i64]| Dataset {
+            x: Tensor::zeros([ys.len() as i64, 2], (Kind::Float, tch::Device::Cpu)),
+            y: Tensor::from_slice(ys),
+            num_classes: 3,
+        };
+        let split = || Split {
+            name: "t".into(),
+            train: d(&[0, 1, 2, 1]),
+            test: d(&[2, 1]),
+            feature_names: vec![],
+            feature_std: vec![],
+        };
         let s = one_vs_rest(split(), 1).unwrap();
         assert_eq!(Vec::<i64>::try_from(&s.train.y).unwrap(), vec![0, 1, 0, 1]);
         assert_eq!(Vec::<i64>::try_from(&s.test.y).unwrap(), vec![0, 1]);

@@ -46,7 +46,10 @@ pub struct MixtureSpec {
 pub fn gaussian_mixture(m: &MixtureSpec) -> Result<Split> {
     let bad = |what: String| DataError::Spec(format!("synthetic dataset: {what}"));
     if !(m.shape.len() == 1 || m.shape.len() == 3) || m.shape.iter().any(|&d| d <= 0) {
-        return Err(bad(format!("shape {:?} must be [D] (tabular) or [C, H, W] (images) with positive sizes", m.shape)));
+        return Err(bad(format!(
+            "shape {:?} must be [D] (tabular) or [C, H, W] (images) with positive sizes",
+            m.shape
+        )));
     }
     if m.classes < 2 {
         return Err(bad(format!("classes = {} must be at least 2", m.classes)));
@@ -90,13 +93,23 @@ pub fn gaussian_mixture(m: &MixtureSpec) -> Result<Split> {
         });
     }
     let names: Vec<String> = (0..p).map(|j| format!("x{j}")).collect();
-    let rows = |g: &[f64]| -> Vec<Vec<Cell>> { g.chunks_exact(p).map(|r| r.iter().map(|&v| Cell::Num(v)).collect()).collect() };
+    let rows = |g: &[f64]| -> Vec<Vec<Cell>> {
+        g.chunks_exact(p).map(|r| r.iter().map(|&v| Cell::Num(v)).collect()).collect()
+    };
     let (rtr, rte) = (rows(&gtr), rows(&gte));
     let enc = Encoder::fit(&names, &vec![true; p], &rtr);
     Ok(Split {
         name: "synthetic-tabular".into(),
-        train: Dataset { x: table_tensor(&enc.transform(&rtr), m.train, p)?, y: labels_tensor(&ytr)?, num_classes: classes },
-        test: Dataset { x: table_tensor(&enc.transform(&rte), m.test, p)?, y: labels_tensor(&yte)?, num_classes: classes },
+        train: Dataset {
+            x: table_tensor(&enc.transform(&rtr), m.train, p)?,
+            y: labels_tensor(&ytr)?,
+            num_classes: classes,
+        },
+        test: Dataset {
+            x: table_tensor(&enc.transform(&rte), m.test, p)?,
+            y: labels_tensor(&yte)?,
+            num_classes: classes,
+        },
         feature_names: enc.feature_names(),
         feature_std: enc.feature_std(),
     })

@@ -96,7 +96,9 @@ impl Encoder {
             .iter()
             .flat_map(|c| match c {
                 ColumnEncoding::Numeric { name, .. } => vec![name.clone()],
-                ColumnEncoding::OneHot { name, categories, .. } => categories.iter().map(|v| format!("{name}={v}")).collect(),
+                ColumnEncoding::OneHot { name, categories, .. } => {
+                    categories.iter().map(|v| format!("{name}={v}")).collect()
+                }
             })
             .collect()
     }
@@ -145,11 +147,22 @@ fn num(c: &Cell) -> f64 {
 }
 
 /// Encode train/test rows with an encoder fitted on train, into a [`Split`].
-fn encode_split(name: String, names: &[String], numeric: &[bool], train: (Vec<Vec<Cell>>, Vec<i64>), test: (Vec<Vec<Cell>>, Vec<i64>), num_classes: i64) -> Result<Split> {
+fn encode_split(
+    name: String,
+    names: &[String],
+    numeric: &[bool],
+    train: (Vec<Vec<Cell>>, Vec<i64>),
+    test: (Vec<Vec<Cell>>, Vec<i64>),
+    num_classes: i64,
+) -> Result<Split> {
     let enc = Encoder::fit(names, numeric, &train.0);
     let d = enc.dim();
     let mk = |rows: &[Vec<Cell>], labels: &[i64]| -> Result<Dataset> {
-        Ok(Dataset { x: table_tensor(&enc.transform(rows), rows.len(), d)?, y: labels_tensor(labels)?, num_classes })
+        Ok(Dataset {
+            x: table_tensor(&enc.transform(rows), rows.len(), d)?,
+            y: labels_tensor(labels)?,
+            num_classes,
+        })
     };
     Ok(Split {
         name,
@@ -195,7 +208,10 @@ pub fn parse_adult(path: &Path, text: &str) -> Result<(Vec<Vec<Cell>>, Vec<i64>,
         let bad = |what: String| DataError::Row { path: path.to_path_buf(), line: lineno, what };
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         if fields.len() != 15 {
-            return Err(bad(format!("{} fields, expected 15 (14 features and the income label)", fields.len())));
+            return Err(bad(format!(
+                "{} fields, expected 15 (14 features and the income label)",
+                fields.len()
+            )));
         }
         if fields.contains(&"?") {
             dropped += 1;
@@ -222,7 +238,10 @@ pub fn parse_adult(path: &Path, text: &str) -> Result<(Vec<Vec<Cell>>, Vec<i64>,
         labels.push(label);
     }
     if rows.is_empty() {
-        return Err(DataError::Format { path: path.to_path_buf(), what: "no complete Adult rows (empty or truncated file)".into() });
+        return Err(DataError::Format {
+            path: path.to_path_buf(),
+            what: "no complete Adult rows (empty or truncated file)".into(),
+        });
     }
     Ok((rows, labels, dropped))
 }
@@ -232,7 +251,8 @@ pub fn parse_adult(path: &Path, text: &str) -> Result<(Vec<Vec<Cell>>, Vec<i64>,
 pub fn load_adult(key: &str, dir: &Path, verify: bool) -> Result<Split> {
     let read = |f: &str| -> Result<(PathBuf, String)> {
         let (p, b) = files::read_pinned(dir, key, f, verify)?;
-        let s = String::from_utf8(b).map_err(|e| DataError::Format { path: p.clone(), what: format!("not UTF-8 text: {e}") })?;
+        let s = String::from_utf8(b)
+            .map_err(|e| DataError::Format { path: p.clone(), what: format!("not UTF-8 text: {e}") })?;
         Ok((p, s))
     };
     let (ptrain, train) = read("adult.data")?;
@@ -277,7 +297,10 @@ pub fn load_csv(o: &CsvOptions) -> Result<Split> {
         .from_reader(&bytes[..]);
     let header: Vec<String> = rdr
         .headers()
-        .map_err(|e| DataError::Format { path: path.clone(), what: format!("cannot read the header row: {e}") })?
+        .map_err(|e| DataError::Format {
+            path: path.clone(),
+            what: format!("cannot read the header row: {e}"),
+        })?
         .iter()
         .map(str::to_string)
         .collect();
@@ -303,9 +326,13 @@ pub fn load_csv(o: &CsvOptions) -> Result<Split> {
         raw.push(row);
     }
     if raw.len() < 2 {
-        return Err(DataError::Format { path: path.clone(), what: format!("{} data rows; need at least 2 to split", raw.len()) });
+        return Err(DataError::Format {
+            path: path.clone(),
+            what: format!("{} data rows; need at least 2 to split", raw.len()),
+        });
     }
-    let names: Vec<String> = header.iter().enumerate().filter(|(j, _)| *j != label_idx).map(|(_, h)| h.clone()).collect();
+    let names: Vec<String> =
+        header.iter().enumerate().filter(|(j, _)| *j != label_idx).map(|(_, h)| h.clone()).collect();
     let numeric: Vec<bool> = (0..names.len())
         .map(|j| raw.iter().all(|r| r[j].parse::<f64>().map(|v| v.is_finite()).unwrap_or(false)))
         .collect();
@@ -317,7 +344,11 @@ pub fn load_csv(o: &CsvOptions) -> Result<Split> {
             && raw.iter().all(|r| parses(&r[j]))
             && raw.iter().any(|r| r[j].parse::<f64>().map(|v| v.is_finite()).unwrap_or(false));
         if looks_numeric {
-            if let Some((i, r)) = raw.iter().enumerate().find(|(_, r)| !r[j].parse::<f64>().map(|v| v.is_finite()).unwrap_or(false)) {
+            if let Some((i, r)) = raw
+                .iter()
+                .enumerate()
+                .find(|(_, r)| !r[j].parse::<f64>().map(|v| v.is_finite()).unwrap_or(false))
+            {
                 let what = if r[j].is_empty() { "is empty".to_string() } else { format!("is `{}`", r[j]) };
                 return Err(DataError::Row {
                     path: path.clone(),
@@ -339,30 +370,47 @@ pub fn load_csv(o: &CsvOptions) -> Result<Split> {
                 .collect()
         })
         .collect();
-    let (labels, num_classes) = encode_labels(path, &raw_labels, o.positive_label.as_deref(), &o.label_column)?;
+    let (labels, num_classes) =
+        encode_labels(path, &raw_labels, o.positive_label.as_deref(), &o.label_column)?;
 
     let n = cells.len();
     let n_test = ((n as f64) * o.test_fraction).round() as usize;
     if n_test == 0 || n_test >= n {
-        return Err(spec_err(format!("test fraction {} of {n} rows leaves an empty train or test part", o.test_fraction)));
+        return Err(spec_err(format!(
+            "test fraction {} of {n} rows leaves an empty train or test part",
+            o.test_fraction
+        )));
     }
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut stream(Some(o.seed), Stream::Data));
-    let pick = |ix: &[usize]| -> (Vec<Vec<Cell>>, Vec<i64>) { (ix.iter().map(|&i| cells[i].clone()).collect(), ix.iter().map(|&i| labels[i]).collect()) };
+    let pick = |ix: &[usize]| -> (Vec<Vec<Cell>>, Vec<i64>) {
+        (ix.iter().map(|&i| cells[i].clone()).collect(), ix.iter().map(|&i| labels[i]).collect())
+    };
     let test = pick(&order[..n_test]);
     let train = pick(&order[n_test..]);
-    let fname = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+    let fname = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
     encode_split(format!("csv:{fname}"), &names, &numeric, train, test, num_classes)
 }
 
 /// Map raw label strings to `0..K`.
-fn encode_labels(path: &Path, raw: &[String], positive: Option<&str>, column: &str) -> Result<(Vec<i64>, i64)> {
+fn encode_labels(
+    path: &Path,
+    raw: &[String],
+    positive: Option<&str>,
+    column: &str,
+) -> Result<(Vec<i64>, i64)> {
     if let Some(p) = positive {
         if !raw.iter().any(|l| l == p) {
             let seen: BTreeSet<&str> = raw.iter().map(String::as_str).take(1000).collect();
             return Err(DataError::Format {
                 path: path.to_path_buf(),
-                what: format!("positive label `{p}` never occurs in column `{column}` (values include: {})", seen.into_iter().take(10).collect::<Vec<_>>().join(", ")),
+                what: format!(
+                    "positive label `{p}` never occurs in column `{column}` (values include: {})",
+                    seen.into_iter().take(10).collect::<Vec<_>>().join(", ")
+                ),
             });
         }
         return Ok((raw.iter().map(|l| (l == p) as i64).collect(), 2));
@@ -373,7 +421,10 @@ fn encode_labels(path: &Path, raw: &[String], positive: Option<&str>, column: &s
         classes.sort_by_key(|c| c.parse::<i64>().unwrap_or(0));
     }
     if classes.len() < 2 {
-        return Err(DataError::Format { path: path.to_path_buf(), what: format!("label column `{column}` has {} distinct value(s); need at least 2", classes.len()) });
+        return Err(DataError::Format {
+            path: path.to_path_buf(),
+            what: format!("label column `{column}` has {} distinct value(s); need at least 2", classes.len()),
+        });
     }
     let index: BTreeMap<&str, i64> = classes.iter().enumerate().map(|(i, c)| (*c, i as i64)).collect();
     Ok((raw.iter().map(|l| index[l.as_str()]).collect(), classes.len() as i64))
@@ -390,14 +441,20 @@ mod tests {
     #[test]
     fn encoder_standardises_numeric_and_one_hots_categories_from_train() {
         let names = vec!["a".to_string(), "c".to_string()];
-        let rows = vec![vec![Cell::Num(1.0), s("x")], vec![Cell::Num(3.0), s("y")], vec![Cell::Num(5.0), s("x")], vec![Cell::Num(7.0), s("x")]];
+        let rows = vec![
+            vec![Cell::Num(1.0), s("x")],
+            vec![Cell::Num(3.0), s("y")],
+            vec![Cell::Num(5.0), s("x")],
+            vec![Cell::Num(7.0), s("x")],
+        ];
         let enc = Encoder::fit(&names, &[true, false], &rows);
         assert_eq!(enc.feature_names(), vec!["a", "c=x", "c=y"]);
         // mean 4, population variance (9+1+1+9)/4 = 5.
         let std = enc.feature_std();
         assert!((std[0] - 5f64.sqrt()).abs() < 1e-12);
         assert!((std[1] - (0.75f64 * 0.25).sqrt()).abs() < 1e-12);
-        let t = enc.transform(&[vec![Cell::Num(4.0 + 5f64.sqrt()), s("y")], vec![Cell::Num(4.0), s("unseen")]]);
+        let t =
+            enc.transform(&[vec![Cell::Num(4.0 + 5f64.sqrt()), s("y")], vec![Cell::Num(4.0), s("unseen")]]);
         assert_eq!(t.len(), 6);
         assert!((t[0] - 1.0).abs() < 1e-6);
         assert_eq!(&t[1..3], &[0.0, 1.0]);
@@ -445,7 +502,10 @@ mod tests {
         let raw: Vec<String> = ["no", "yes", "no"].iter().map(|s| s.to_string()).collect();
         assert_eq!(encode_labels(p, &raw, None, "y").unwrap(), (vec![0, 1, 0], 2));
         assert_eq!(encode_labels(p, &raw, Some("no"), "y").unwrap(), (vec![1, 0, 1], 2));
-        assert!(encode_labels(p, &raw, Some("Yes"), "y").unwrap_err().to_string().contains("`Yes` never occurs"));
+        assert!(encode_labels(p, &raw, Some("Yes"), "y")
+            .unwrap_err()
+            .to_string()
+            .contains("`Yes` never occurs"));
         let one: Vec<String> = vec!["a".into(), "a".into()];
         assert!(encode_labels(p, &one, None, "y").is_err());
     }
@@ -456,14 +516,31 @@ mod tests {
         for (bad, shown) in [("NaN", "`NaN`"), ("inf", "`inf`"), ("", "is empty")] {
             let path = dir.path().join("t.csv");
             std::fs::write(&path, format!("x,c,label\n1,a,0\n2,b,1\n{bad},a,0\n4,b,1\n")).unwrap();
-            let o = CsvOptions { path: path.clone(), label_column: "label".into(), separator: ',', positive_label: None, test_fraction: 0.25, seed: 0 };
+            let o = CsvOptions {
+                path: path.clone(),
+                label_column: "label".into(),
+                separator: ',',
+                positive_label: None,
+                test_fraction: 0.25,
+                seed: 0,
+            };
             let e = load_csv(&o).unwrap_err().to_string();
-            assert!(e.contains("t.csv") && e.contains("line 4") && e.contains("`x`") && e.contains(shown), "{e}");
+            assert!(
+                e.contains("t.csv") && e.contains("line 4") && e.contains("`x`") && e.contains(shown),
+                "{e}"
+            );
         }
         // A categorical column may hold any text, including an empty value.
         let path = dir.path().join("ok.csv");
         std::fs::write(&path, "x,c,label\n1,a,0\n2,,1\n3,nan-ish,0\n4,b,1\n").unwrap();
-        let o = CsvOptions { path, label_column: "label".into(), separator: ',', positive_label: None, test_fraction: 0.25, seed: 0 };
+        let o = CsvOptions {
+            path,
+            label_column: "label".into(),
+            separator: ',',
+            positive_label: None,
+            test_fraction: 0.25,
+            seed: 0,
+        };
         assert!(load_csv(&o).is_ok());
     }
 }

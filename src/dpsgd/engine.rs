@@ -116,12 +116,19 @@ pub fn per_sample_sq_norms(model: &Model, x: &Tensor, y: &Tensor, mode: GradMode
         GradMode::Materialize => {
             let (ag, _) = tape_backward(model, x, y);
             tch::no_grad(|| {
-                model.layers.iter().zip(&ag).map(|(l, (a, g))| sq_norms_of(&l.sampler().grad_sample(a, g))).collect()
+                model
+                    .layers
+                    .iter()
+                    .zip(&ag)
+                    .map(|(l, (a, g))| sq_norms_of(&l.sampler().grad_sample(a, g)))
+                    .collect()
             })
         }
         GradMode::Ghost => {
             let (ag, _) = tape_backward(model, x, y);
-            tch::no_grad(|| model.layers.iter().zip(&ag).map(|(l, (a, g))| l.sampler().ghost_sq_norm(a, g)).collect())
+            tch::no_grad(|| {
+                model.layers.iter().zip(&ag).map(|(l, (a, g))| l.sampler().ghost_sq_norm(a, g)).collect()
+            })
         }
     }
 }

@@ -42,7 +42,13 @@ pub struct Keystream {
 enum Inner {
     /// AVX-512: `buf[pos..]` holds the not yet read words of the blocks before `next_block`.
     #[cfg(target_arch = "x86_64")]
-    Wide { key: [u32; 8], stream: u64, next_block: u64, buf: [u32; PAR_WORDS], pos: usize },
+    Wide {
+        key: [u32; 8],
+        stream: u64,
+        next_block: u64,
+        buf: [u32; PAR_WORDS],
+        pos: usize,
+    },
     Portable(ChaCha20Rng),
 }
 
@@ -60,7 +66,15 @@ impl Keystream {
     fn with_backend(key: [u8; 32], stream: u64, wide: bool) -> Self {
         #[cfg(target_arch = "x86_64")]
         if wide {
-            return Keystream { inner: Inner::Wide { key: key_words(&key), stream, next_block: 0, buf: [0; PAR_WORDS], pos: PAR_WORDS } };
+            return Keystream {
+                inner: Inner::Wide {
+                    key: key_words(&key),
+                    stream,
+                    next_block: 0,
+                    buf: [0; PAR_WORDS],
+                    pos: PAR_WORDS,
+                },
+            };
         }
         let _ = wide;
         let mut r = ChaCha20Rng::from_seed(key);
@@ -94,7 +108,8 @@ impl Keystream {
             }
             Inner::Portable(r) => {
                 // SAFETY: any byte pattern is a valid u32; the byte view covers exactly `out`.
-                let bytes = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, 4 * out.len()) };
+                let bytes =
+                    unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, 4 * out.len()) };
                 r.fill_bytes(bytes);
                 for w in out.iter_mut() {
                     *w = u32::from_le(*w);
@@ -223,7 +238,8 @@ mod tests {
                     k.fill_words(&mut a);
                     let mut bytes = vec![0u8; 4 * n];
                     r.fill_bytes(&mut bytes);
-                    let b: Vec<u32> = bytes.chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+                    let b: Vec<u32> =
+                        bytes.chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
                     assert_eq!(a, b);
                 }
             }
@@ -246,7 +262,13 @@ mod tests {
         // ChaCha20, 256-bit all-zero key, all-zero 64-bit nonce, block 0 (Bernstein's reference
         // test vector; also draft-agl-tls-chacha20poly1305, test vector 1).
         let hex = "76b8e0ada0f13d90405d6ae55386bd28bdd219b8a08ded1aa836efcc8b770dc7da41597c5157488d7724e03fb8d84a376a43b8f41518a11cc387b669b2ee6586";
-        let want: Vec<u32> = (0..16).map(|i| u32::from_le_bytes(std::array::from_fn(|j| u8::from_str_radix(&hex[8 * i + 2 * j..8 * i + 2 * j + 2], 16).unwrap()))).collect();
+        let want: Vec<u32> = (0..16)
+            .map(|i| {
+                u32::from_le_bytes(std::array::from_fn(|j| {
+                    u8::from_str_radix(&hex[8 * i + 2 * j..8 * i + 2 * j + 2], 16).unwrap()
+                }))
+            })
+            .collect();
         let mut got = [0u32; 16];
         Keystream::new([0; 32], 0).fill_words(&mut got);
         assert_eq!(got.to_vec(), want);

@@ -84,13 +84,25 @@ impl DpSettings {
     /// Reject σ < 0 or not finite, C ≤ 0 or not finite, `max_physical_batch = 0`.
     pub fn check(&self) -> Result<(), DpError> {
         if !(self.noise_multiplier.is_finite() && self.noise_multiplier >= 0.0) {
-            return Err(DpError::Invalid { field: "noise_multiplier", value: self.noise_multiplier.to_string(), reason: "must be finite and ≥ 0" });
+            return Err(DpError::Invalid {
+                field: "noise_multiplier",
+                value: self.noise_multiplier.to_string(),
+                reason: "must be finite and ≥ 0",
+            });
         }
         if !(self.max_grad_norm.is_finite() && self.max_grad_norm > 0.0) {
-            return Err(DpError::Invalid { field: "max_grad_norm", value: self.max_grad_norm.to_string(), reason: "must be finite and > 0" });
+            return Err(DpError::Invalid {
+                field: "max_grad_norm",
+                value: self.max_grad_norm.to_string(),
+                reason: "must be finite and > 0",
+            });
         }
         if self.max_physical_batch == Some(0) {
-            return Err(DpError::Invalid { field: "max_physical_batch", value: "0".into(), reason: "must be ≥ 1 when given" });
+            return Err(DpError::Invalid {
+                field: "max_physical_batch",
+                value: "0".into(),
+                reason: "must be ≥ 1 when given",
+            });
         }
         Ok(())
     }

@@ -108,7 +108,13 @@ impl Ziggurat {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn fast_block_avx2(&self, words: &[u32], out: &mut [f32], std: f64, rejected: &mut [u64; ZIG_BLOCK / 64]) {
+    unsafe fn fast_block_avx2(
+        &self,
+        words: &[u32],
+        out: &mut [f32],
+        std: f64,
+        rejected: &mut [u64; ZIG_BLOCK / 64],
+    ) {
         use std::arch::x86_64::*;
         self.fast_block_generic(words, out, std);
         let full = out.len() / 8;
@@ -237,7 +243,10 @@ impl NoiseSource {
 
     /// Overwrite a contiguous f32 CPU tensor with N(0, std²) noise, in place (no copy).
     pub fn fill_tensor(&mut self, t: &mut Tensor, std: f64) {
-        assert!(t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous(), "noise target must be a contiguous f32 CPU tensor");
+        assert!(
+            t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous(),
+            "noise target must be a contiguous f32 CPU tensor"
+        );
         let n = t.numel();
         if n == 0 {
             return;
@@ -313,7 +322,9 @@ mod tests {
         let n = 1_000_000usize;
         let mut buf = vec![0f32; n];
         NoiseSource::new(Some(8)).fill(&mut buf, 1.0);
-        for (t, p) in [(0.5, 0.617_075_077_5), (2.0, 0.045_500_263_9), (3.0, 0.002_699_796_1), (3.5, 0.000_465_258_3)] {
+        for (t, p) in
+            [(0.5, 0.617_075_077_5), (2.0, 0.045_500_263_9), (3.0, 0.002_699_796_1), (3.5, 0.000_465_258_3)]
+        {
             let k = buf.iter().filter(|v| v.abs() as f64 > t).count() as f64;
             let se = (p * (1.0 - p) / n as f64).sqrt();
             assert!((k / n as f64 - p).abs() < 4.0 * se, "P(|z| > {t}) = {} vs {p}", k / n as f64);

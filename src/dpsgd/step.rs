@@ -35,10 +35,19 @@ pub struct StepStats {
 }
 
 impl DpSgd {
-    pub fn new(model: &Model, settings: DpSettings, expected_batch: f64, seed: Option<u64>) -> Result<Self, DpError> {
+    pub fn new(
+        model: &Model,
+        settings: DpSettings,
+        expected_batch: f64,
+        seed: Option<u64>,
+    ) -> Result<Self, DpError> {
         settings.check()?;
         if !(expected_batch.is_finite() && expected_batch > 0.0) {
-            return Err(DpError::Invalid { field: "expected batch size", value: expected_batch.to_string(), reason: "must be > 0" });
+            return Err(DpError::Invalid {
+                field: "expected batch size",
+                value: expected_batch.to_string(),
+                reason: "must be > 0",
+            });
         }
         let params = model.parameters();
         let total: i64 = params.iter().map(|p| p.numel() as i64).sum();
@@ -50,7 +59,11 @@ impl DpSgd {
             views.push(flat.narrow(0, off, n).view(p.size().as_slice()));
             off += n;
         }
-        let cpu_noise = if model.device == Device::Cpu { None } else { Some(Tensor::zeros([total], (Kind::Float, Device::Cpu))) };
+        let cpu_noise = if model.device == Device::Cpu {
+            None
+        } else {
+            Some(Tensor::zeros([total], (Kind::Float, Device::Cpu)))
+        };
         Ok(DpSgd { settings, expected_batch, noise: NoiseSource::new(seed), flat, cpu_noise, views })
     }
 
@@ -81,7 +94,14 @@ impl DpSgd {
             let len = chunk.min(n - start);
             let xb = x.narrow(0, start, len).to_device(model.device);
             let yb = y.narrow(0, start, len).to_device(model.device);
-            let cb = clipped_grad_sum(model, &xb, &yb, self.settings.max_grad_norm, self.settings.clipping, self.settings.grad_mode);
+            let cb = clipped_grad_sum(
+                model,
+                &xb,
+                &yb,
+                self.settings.max_grad_norm,
+                self.settings.clipping,
+                self.settings.grad_mode,
+            );
             tch::no_grad(|| {
                 for (v, s) in self.views.iter_mut().zip(&cb.sums) {
                     let _ = v.g_add_(s);

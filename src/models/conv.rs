@@ -106,7 +106,11 @@ fn with_scratch<R>(numel: i64, like: &Tensor, f: impl FnOnce(&Tensor) -> R) -> R
     SCRATCH.with(|cell| {
         let held = cell.borrow_mut().take();
         let buf = match held {
-            Some(t) if t.numel() as i64 >= numel && t.kind() == like.kind() && t.device() == like.device() => t,
+            Some(t)
+                if t.numel() as i64 >= numel && t.kind() == like.kind() && t.device() == like.device() =>
+            {
+                t
+            }
             _ => Tensor::empty([numel], (like.kind(), like.device())),
         };
         let r = f(&buf.narrow(0, 0, numel));
@@ -172,7 +176,13 @@ impl Conv2d {
     /// `example_major` only changes how the CPU path stores the block: `[b, C·k_h·k_w, L]` (each
     /// example's A_iᵀ compact, for the per-example products) instead of `[C·k_h·k_w, b, L]` (the
     /// block as one matrix, for the clipped sum); `f` sees the same `[C·k_h·k_w, b, L]` view.
-    fn for_blocks(&self, a: &Tensor, block_floats: i64, example_major: bool, mut f: impl FnMut(i64, i64, &Tensor)) {
+    fn for_blocks(
+        &self,
+        a: &Tensor,
+        block_floats: i64,
+        example_major: bool,
+        mut f: impl FnMut(i64, i64, &Tensor),
+    ) {
         let g = self.geometry(a);
         let (k, l) = (g.k(), g.l());
         if a.device() == Device::Cpu && a.kind() == Kind::Float {
@@ -182,7 +192,9 @@ impl Conv2d {
             let b = (block_floats / (k * l).max(1)).clamp(1, g.n);
             let a = a.contiguous();
             // SAFETY: `a` is a contiguous f32 CPU tensor of n·C·H·W elements, alive and only read here.
-            let x = unsafe { std::slice::from_raw_parts(a.data_ptr() as *const f32, (g.n * g.c * g.h * g.w) as usize) };
+            let x = unsafe {
+                std::slice::from_raw_parts(a.data_ptr() as *const f32, (g.n * g.c * g.h * g.w) as usize)
+            };
             return with_scratch(b * k * l, &a, |s| {
                 let mut i0 = 0;
                 while i0 < g.n {
@@ -190,9 +202,15 @@ impl Conv2d {
                     let cols = s.narrow(0, 0, k * bb * l);
                     // SAFETY: `cols` is a contiguous f32 view of the scratch buffer, which nothing else
                     // touches during this call (see `with_scratch`).
-                    let out = unsafe { std::slice::from_raw_parts_mut(cols.data_ptr() as *mut f32, (k * bb * l) as usize) };
+                    let out = unsafe {
+                        std::slice::from_raw_parts_mut(cols.data_ptr() as *mut f32, (k * bb * l) as usize)
+                    };
                     self.im2col_f32(x, &g, i0 as usize, bb as usize, example_major, out);
-                    let view = if example_major { cols.view([bb, k, l]).permute([1, 0, 2]) } else { cols.view([k, bb, l]) };
+                    let view = if example_major {
+                        cols.view([bb, k, l]).permute([1, 0, 2])
+                    } else {
+                        cols.view([k, bb, l])
+                    };
                     f(i0, bb, &view);
                     i0 += bb;
                 }
@@ -219,7 +237,15 @@ impl Conv2d {
     /// zero outside the input (the padding). Rows of L outputs are filled in tasks of at least
     /// 4096 elements on libtorch's threads ([`crate::parallel`]); ≈ 8× faster than libtorch's copy
     /// from the strided 6-D view for the DP CNN's conv2 (the copy dominated the grad sampler there).
-    fn im2col_f32(&self, x: &[f32], g: &Geometry, i0: usize, bb: usize, example_major: bool, out: &mut [f32]) {
+    fn im2col_f32(
+        &self,
+        x: &[f32],
+        g: &Geometry,
+        i0: usize,
+        bb: usize,
+        example_major: bool,
+        out: &mut [f32],
+    ) {
         let (c, h, w) = (g.c as usize, g.h as isize, g.w as isize);
         let (kh, kw, ho, wo) = (g.kh as usize, g.kw as usize, g.ho as usize, g.wo as usize);
         let [sh, sw] = self.stride.map(|v| v as isize);
@@ -287,7 +313,13 @@ impl Conv2d {
     /// is the zero-padded input of the block (a view of `a` when there is no padding) and `rest` a
     /// scratch region of `b · per_example` elements; both live in per-thread scratch memory and are
     /// valid only during the call. `b` is chosen so that `b · per_example ≤ block_floats` (b ≥ 1).
-    fn for_padded_blocks(&self, a: &Tensor, per_example: i64, block_floats: i64, mut f: impl FnMut(i64, i64, &Tensor, &Tensor)) {
+    fn for_padded_blocks(
+        &self,
+        a: &Tensor,
+        per_example: i64,
+        block_floats: i64,
+        mut f: impl FnMut(i64, i64, &Tensor, &Tensor),
+    ) {
         let g = self.geometry(a);
         if g.n == 0 {
             return;
@@ -416,7 +448,14 @@ impl Conv2d {
     /// summation order, without materialising im2col (≈ 2.5× faster for the CNN's second layer).
     fn weight_grad(&self, a: &Tensor, g: &Tensor) -> Tensor {
         let ws = self.weight.size();
-        let out = a.transpose(0, 1).conv2d(&g.transpose(0, 1), None::<Tensor>, self.dilation, self.padding, self.stride, 1);
+        let out = a.transpose(0, 1).conv2d(
+            &g.transpose(0, 1),
+            None::<Tensor>,
+            self.dilation,
+            self.padding,
+            self.stride,
+            1,
+        );
         out.narrow(2, 0, ws[2]).narrow(3, 0, ws[3]).transpose(0, 1)
     }
 
@@ -492,7 +531,14 @@ impl GradSampler for Conv2d {
         let n = a.size()[0];
         let ws = self.weight.size();
         let w = if self.weight.numel() as i64 <= DIRECT_MAX_FLOATS && conv_direct::available(a, g) {
-            conv_direct::per_sample_weight_grads(a, g, [ws[2], ws[3]], self.stride, self.padding, self.dilation)
+            conv_direct::per_sample_weight_grads(
+                a,
+                g,
+                [ws[2], ws[3]],
+                self.stride,
+                self.padding,
+                self.dilation,
+            )
         } else if ws[1] == 1 && n > 0 {
             self.grad_sample_grouped(a, g)
         } else {
@@ -649,30 +695,55 @@ mod tests {
         let mut r = crate::rng::stream(Some(3), crate::rng::Stream::Data);
         let mut rnd = |shape: &[i64]| {
             use rand::RngExt;
-            let v: Vec<f32> = (0..shape.iter().product::<i64>()).map(|_| r.random::<f32>() * 2.0 - 1.0).collect();
+            let v: Vec<f32> =
+                (0..shape.iter().product::<i64>()).map(|_| r.random::<f32>() * 2.0 - 1.0).collect();
             Tensor::from_slice(&v).reshape(shape)
         };
-        for (cin, k, stride, pad, dil, hw) in [(1i64, 3i64, 1i64, 1i64, 1i64, 9i64), (1, 4, 2, 3, 2, 13), (3, 3, 2, 1, 2, 12), (2, 2, 3, 0, 1, 10)] {
-            let conv = Conv2d { weight: rnd(&[5, cin, k, k]), bias: Some(rnd(&[5])), stride: [stride; 2], padding: [pad; 2], dilation: [dil; 2] };
+        for (cin, k, stride, pad, dil, hw) in [
+            (1i64, 3i64, 1i64, 1i64, 1i64, 9i64),
+            (1, 4, 2, 3, 2, 13),
+            (3, 3, 2, 1, 2, 12),
+            (2, 2, 3, 0, 1, 10),
+        ] {
+            let conv = Conv2d {
+                weight: rnd(&[5, cin, k, k]),
+                bias: Some(rnd(&[5])),
+                stride: [stride; 2],
+                padding: [pad; 2],
+                dilation: [dil; 2],
+            };
             let a = rnd(&[4, cin, hw, hw]);
             let (_, z) = conv.forward(&a);
             let g = rnd(z.size().as_slice());
             let want = reference(&conv, &a, &g);
             let got = conv.grad_sample(&a, &g);
             let scale = want.abs().max().double_value(&[]);
-            assert!((&got[0] - &want).abs().max().double_value(&[]) <= 1e-5 * scale, "per-sample grads, cin {cin} k {k} s {stride} p {pad} d {dil}");
+            assert!(
+                (&got[0] - &want).abs().max().double_value(&[]) <= 1e-5 * scale,
+                "per-sample grads, cin {cin} k {k} s {stride} p {pad} d {dil}"
+            );
             // Each route on its own (grad_sample picks the direct kernel where the CPU has AVX-512).
             if cin == 1 {
                 let grouped = conv.grad_sample_grouped(&a, &g);
-                assert!((&grouped - &want).abs().max().double_value(&[]) <= 1e-5 * scale, "grouped, k {k} s {stride} p {pad} d {dil}");
+                assert!(
+                    (&grouped - &want).abs().max().double_value(&[]) <= 1e-5 * scale,
+                    "grouped, k {k} s {stride} p {pad} d {dil}"
+                );
             }
             let blocked = conv.grad_sample_blocked(&a, &g, BLOCK_FLOATS);
-            assert!((&blocked[0] - &want).abs().max().double_value(&[]) <= 1e-5 * scale, "blocked, cin {cin} k {k} s {stride} p {pad} d {dil}");
+            assert!(
+                (&blocked[0] - &want).abs().max().double_value(&[]) <= 1e-5 * scale,
+                "blocked, cin {cin} k {k} s {stride} p {pad} d {dil}"
+            );
             let c = Tensor::from_slice(&[0.5f32, 1.0, 0.25, 2.0]);
             let sums = conv.clipped_sum(&a, &g, &c);
             let want_sum = (&want * c.view([-1, 1, 1, 1, 1])).sum_dim_intlist(0, false, Kind::Float);
-            assert!((&sums[0] - &want_sum).abs().max().double_value(&[]) <= 1e-5 * scale, "clipped sum, cin {cin} k {k} s {stride} p {pad} d {dil}");
-            let want_b = (&g * c.view([-1, 1, 1, 1])).sum_dim_intlist([0, 2, 3].as_slice(), false, Kind::Float);
+            assert!(
+                (&sums[0] - &want_sum).abs().max().double_value(&[]) <= 1e-5 * scale,
+                "clipped sum, cin {cin} k {k} s {stride} p {pad} d {dil}"
+            );
+            let want_b =
+                (&g * c.view([-1, 1, 1, 1])).sum_dim_intlist([0, 2, 3].as_slice(), false, Kind::Float);
             assert!((&sums[1] - &want_b).abs().max().double_value(&[]) <= 1e-5 * scale);
         }
     }

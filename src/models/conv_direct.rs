@@ -49,7 +49,14 @@ struct Shape {
 
 /// ∇W_i for every example: `[n, C_out, C_in, k_h, k_w]` from `a` (`[n, C_in, H, W]`) and `g`
 /// (`[n, C_out, h_o, w_o]`). Panics unless [`available`].
-pub fn per_sample_weight_grads(a: &Tensor, g: &Tensor, kernel: [i64; 2], stride: [i64; 2], padding: [i64; 2], dilation: [i64; 2]) -> Tensor {
+pub fn per_sample_weight_grads(
+    a: &Tensor,
+    g: &Tensor,
+    kernel: [i64; 2],
+    stride: [i64; 2],
+    padding: [i64; 2],
+    dilation: [i64; 2],
+) -> Tensor {
     assert!(available(a, g), "the direct per-sample kernel needs CPU f32 tensors and AVX-512F");
     let a = a.contiguous();
     let g = g.contiguous();
@@ -155,7 +162,9 @@ fn transpose_into(wt: &[f32], k: usize, cop: usize, co: usize, out: &mut [f32]) 
         let full = o0 + 16 <= co;
         for j0 in (0..k16).step_by(16) {
             // SAFETY: rows j0..j0+16 < k of `wt` have cop ≥ o0 + 16 floats each.
-            let rows: [__m512i; 16] = std::array::from_fn(|t| unsafe { _mm512_loadu_si512(wt.as_ptr().add((j0 + t) * cop + o0) as *const __m512i) });
+            let rows: [__m512i; 16] = std::array::from_fn(|t| unsafe {
+                _mm512_loadu_si512(wt.as_ptr().add((j0 + t) * cop + o0) as *const __m512i)
+            });
             let cols = crate::simd::transpose16(&rows);
             for (l, v) in cols.iter().enumerate() {
                 let o = o0 + l;
@@ -194,7 +203,8 @@ unsafe fn channel_block<const R: usize>(s: &Shape, ap: &[f32], gt: &[f32], o0: u
                     let row = unsafe { ap.as_ptr().add((c * s.hp + sh * y + dh * p) * s.wpx + dw * q0) };
                     let grow = unsafe { gt.as_ptr().add(y * s.wo * s.cop + o0) };
                     for x in 0..s.wo {
-                        let gv: [__m512; R] = std::array::from_fn(|r| unsafe { _mm512_loadu_ps(grow.add(x * s.cop + 16 * r)) });
+                        let gv: [__m512; R] =
+                            std::array::from_fn(|r| unsafe { _mm512_loadu_ps(grow.add(x * s.cop + 16 * r)) });
                         let base = unsafe { row.add(sw * x) };
                         for j in 0..Q_TILE {
                             let av = _mm512_set1_ps(unsafe { *base.add(dw * j) });
@@ -222,7 +232,14 @@ mod tests {
     use crate::models::layer::test_randn as randn;
 
     /// The im2col reference: per example g_i (C_out × L) times unfold(a_i) (L × C_in·k²).
-    fn reference(a: &Tensor, g: &Tensor, k: [i64; 2], stride: [i64; 2], padding: [i64; 2], dilation: [i64; 2]) -> Tensor {
+    fn reference(
+        a: &Tensor,
+        g: &Tensor,
+        k: [i64; 2],
+        stride: [i64; 2],
+        padding: [i64; 2],
+        dilation: [i64; 2],
+    ) -> Tensor {
         let n = a.size()[0];
         let cols = a.im2col(k, dilation, padding, stride); // [n, C·k², L]
         let gs = g.size();

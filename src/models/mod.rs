@@ -178,10 +178,19 @@ impl Init {
     }
     fn gn(&mut self, c: i64) -> Layer {
         let g = RESNET_GN_GROUPS.min(c);
-        Layer::GroupNorm(GroupNorm { num_groups: g, weight: self.constant(&[c], 1.0), bias: self.constant(&[c], 0.0), eps: 1e-5 })
+        Layer::GroupNorm(GroupNorm {
+            num_groups: g,
+            weight: self.constant(&[c], 1.0),
+            bias: self.constant(&[c], 0.0),
+            eps: 1e-5,
+        })
     }
     fn ln(&mut self, d: i64) -> Layer {
-        Layer::LayerNorm(LayerNorm { weight: self.constant(&[d], 1.0), bias: self.constant(&[d], 0.0), eps: 1e-5 })
+        Layer::LayerNorm(LayerNorm {
+            weight: self.constant(&[d], 1.0),
+            bias: self.constant(&[d], 0.0),
+            eps: 1e-5,
+        })
     }
 }
 
@@ -236,7 +245,11 @@ impl Model {
         device: Device,
     ) -> Result<Model, ModelError> {
         if let Some(h) = hidden.iter().find(|h| **h <= 0) {
-            return Err(ModelError::Invalid { field: "hidden", value: h.to_string(), reason: "hidden sizes must be positive".into() });
+            return Err(ModelError::Invalid {
+                field: "hidden",
+                value: h.to_string(),
+                reason: "hidden sizes must be positive".into(),
+            });
         }
         Self::build(&ModelKind::Mlp, input_shape, num_classes, seed, device, hidden, (0, 0))
     }
@@ -251,7 +264,11 @@ impl Model {
         device: Device,
     ) -> Result<Model, ModelError> {
         if vocab <= 0 || dim <= 0 {
-            return Err(ModelError::Invalid { field: "vocab/dim", value: format!("{vocab}/{dim}"), reason: "must be positive".into() });
+            return Err(ModelError::Invalid {
+                field: "vocab/dim",
+                value: format!("{vocab}/{dim}"),
+                reason: "must be positive".into(),
+            });
         }
         Self::build(&ModelKind::Embedding, input_shape, num_classes, seed, device, &[], (vocab, dim))
     }
@@ -272,7 +289,11 @@ impl Model {
             reason: reason.to_string(),
         };
         if num_classes < 2 {
-            return Err(ModelError::Invalid { field: "num_classes", value: num_classes.to_string(), reason: "need at least 2 classes".into() });
+            return Err(ModelError::Invalid {
+                field: "num_classes",
+                value: num_classes.to_string(),
+                reason: "need at least 2 classes".into(),
+            });
         }
         if input_shape.is_empty() || input_shape.iter().any(|d| *d <= 0) {
             return Err(mismatch("every input dimension must be positive"));
@@ -357,7 +378,15 @@ impl Model {
             }
         };
         let _ = &arch;
-        Ok(Model { kind: kind.clone(), layers, arch, input_shape: input_shape.to_vec(), num_classes, device, input_affine: None })
+        Ok(Model {
+            kind: kind.clone(),
+            layers,
+            arch,
+            input_shape: input_shape.to_vec(),
+            num_classes,
+            device,
+            input_affine: None,
+        })
     }
 
     /// Standardise every input as x ↦ (x − μ_c)/s_c before the first layer, per channel c: the
@@ -377,7 +406,11 @@ impl Model {
             }
         };
         if self.kind == ModelKind::Embedding {
-            return Err(ModelError::Invalid { field: "input_norm", value: "embedding".into(), reason: "token ids cannot be standardised".into() });
+            return Err(ModelError::Invalid {
+                field: "input_norm",
+                value: "embedding".into(),
+                reason: "token ids cannot be standardised".into(),
+            });
         }
         if mean.len() != channels || std.len() != channels {
             return Err(ModelError::Invalid {
@@ -387,12 +420,21 @@ impl Model {
             });
         }
         if let Some(s) = std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
-            return Err(ModelError::Invalid { field: "input_norm", value: s.to_string(), reason: "every std must be finite and > 0".into() });
+            return Err(ModelError::Invalid {
+                field: "input_norm",
+                value: s.to_string(),
+                reason: "every std must be finite and > 0".into(),
+            });
         }
         if let Some(m) = mean.iter().find(|m| !m.is_finite()) {
-            return Err(ModelError::Invalid { field: "input_norm", value: m.to_string(), reason: "every mean must be finite".into() });
+            return Err(ModelError::Invalid {
+                field: "input_norm",
+                value: m.to_string(),
+                reason: "every mean must be finite".into(),
+            });
         }
-        let shape: Vec<i64> = if self.input_shape.len() == 3 { vec![channels as i64, 1, 1] } else { vec![channels as i64] };
+        let shape: Vec<i64> =
+            if self.input_shape.len() == 3 { vec![channels as i64, 1, 1] } else { vec![channels as i64] };
         let t = |v: &[f64]| {
             let v: Vec<f32> = v.iter().map(|x| *x as f32).collect();
             Tensor::from_slice(&v).reshape(&shape).to_device(self.device)

@@ -52,7 +52,8 @@ fn argmax_2x2(x: &Tensor, planes: i64, h: usize, w: usize) -> Tensor {
     // and is only read; `out` is a fresh contiguous int64 CPU tensor of `planes·ho·wo` elements that
     // nothing else references yet.
     let input = unsafe { std::slice::from_raw_parts(x.data_ptr() as *const f32, len_in) };
-    let output = unsafe { std::slice::from_raw_parts_mut(out.data_ptr() as *mut i64, planes as usize * ho * wo) };
+    let output =
+        unsafe { std::slice::from_raw_parts_mut(out.data_ptr() as *mut i64, planes as usize * ho * wo) };
     // Planes in groups of PLANES_PER_TASK, each group one task on libtorch's threads.
     const PLANES_PER_TASK: usize = 32;
     crate::parallel::for_each_chunk_mut(output, PLANES_PER_TASK * ho * wo, |t, os| {
@@ -117,7 +118,8 @@ mod tests {
                 let x = Tensor::from_slice(&v).view([n, c, h, w]);
                 check(&x);
                 check(&x.relu());
-                let go: Vec<f32> = (0..(n * c * (h - 1) * (w - 1)) as usize).map(|_| r.random::<f32>()).collect();
+                let go: Vec<f32> =
+                    (0..(n * c * (h - 1) * (w - 1)) as usize).map(|_| r.random::<f32>()).collect();
                 let go = Tensor::from_slice(&go).view([n, c, h - 1, w - 1]);
                 let (a, b) = (grads(&x, &go, true), grads(&x, &go, false));
                 let diff = (&a - &b).abs().max().double_value(&[]);

@@ -34,10 +34,7 @@ impl PanelKey {
 
     /// A file-name-safe identifier.
     pub fn slug(&self) -> String {
-        let raw = format!(
-            "{}_{}_{}_{}_{}",
-            self.sweep, self.dataset, self.model, self.collective, self.clip
-        );
+        let raw = format!("{}_{}_{}_{}_{}", self.sweep, self.dataset, self.model, self.collective, self.clip);
         let mut s: String = raw
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
@@ -125,20 +122,12 @@ impl Arm {
         let k = pts.iter().position(|&(_, s)| s >= s_star)?;
         let (a2, s2) = pts[k];
         if k == 0 {
-            return Some(CriticalMass {
-                grid: a2,
-                interp: a2,
-                upper_bound_only: true,
-            });
+            return Some(CriticalMass { grid: a2, interp: a2, upper_bound_only: true });
         }
         let (a1, s1) = pts[k - 1];
         let t = if s2 > s1 { (s_star - s1) / (s2 - s1) } else { 1.0 };
         let interp = (a1.ln() + t.clamp(0.0, 1.0) * (a2.ln() - a1.ln())).exp();
-        Some(CriticalMass {
-            grid: a2,
-            interp,
-            upper_bound_only: false,
-        })
+        Some(CriticalMass { grid: a2, interp, upper_bound_only: false })
     }
 
     /// Mean clean accuracy over all α and seeds, with its min and max over the α points.
@@ -291,14 +280,8 @@ fn row_eps(r: &ResultRow) -> Option<f64> {
 pub fn panels(rows: &[ResultRow]) -> Vec<Panel> {
     let ok: Vec<&ResultRow> = rows.iter().filter(|r| r.is_ok()).collect();
     // Clip panels per (sweep, dataset, model, collective).
-    let base = |r: &ResultRow| {
-        (
-            r.sweep.clone(),
-            r.dataset.clone(),
-            r.model.clone(),
-            r.collective_name.clone(),
-        )
-    };
+    let base =
+        |r: &ResultRow| (r.sweep.clone(), r.dataset.clone(), r.model.clone(), r.collective_name.clone());
     let mut clips: BTreeMap<(String, String, String, String), Vec<String>> = BTreeMap::new();
     for r in &ok {
         let e = clips.entry(base(r)).or_default();
@@ -348,17 +331,10 @@ pub fn panels(rows: &[ResultRow]) -> Vec<Panel> {
         let mut arm_list: Vec<Arm> = arms
             .into_iter()
             .map(|(privacy, by_alpha)| {
-                let mut points: Vec<Point> = by_alpha
-                    .into_values()
-                    .map(|rs| aggregate(&rs))
-                    .collect();
+                let mut points: Vec<Point> = by_alpha.into_values().map(|rs| aggregate(&rs)).collect();
                 points.sort_by(|a, b| a.alpha.total_cmp(&b.alpha));
                 let eps = mean(points.iter().filter_map(|p| p.eps)).unwrap_or(f64::NAN);
-                Arm {
-                    privacy,
-                    eps,
-                    points,
-                }
+                Arm { privacy, eps, points }
             })
             .collect();
         arm_list.sort_by(|a, b| {
@@ -371,15 +347,9 @@ pub fn panels(rows: &[ResultRow]) -> Vec<Panel> {
                     2
                 }
             };
-            rank(a)
-                .cmp(&rank(b))
-                .then(b.eps.total_cmp(&a.eps))
-                .then(a.privacy.cmp(&b.privacy))
+            rank(a).cmp(&rank(b)).then(b.eps.total_cmp(&a.eps)).then(a.privacy.cmp(&b.privacy))
         });
-        out.push(Panel {
-            key,
-            arms: arm_list,
-        });
+        out.push(Panel { key, arms: arm_list });
     }
     out
 }
@@ -394,23 +364,13 @@ fn aggregate(rs: &[&ResultRow]) -> Point {
             }
         }
     }
-    let kinds: Vec<&str> = rs
-        .iter()
-        .map(|r| r.dpsgd_lb_kind.as_str())
-        .filter(|k| !k.is_empty())
-        .collect();
+    let kinds: Vec<&str> = rs.iter().map(|r| r.dpsgd_lb_kind.as_str()).filter(|k| !k.is_empty()).collect();
     Point {
         alpha: rs.first().map(|r| r.alpha).unwrap_or(0.0),
         n: rs.len(),
         success: m(|r| r.success),
-        lo: rs
-            .iter()
-            .filter_map(|r| r.success_lo)
-            .reduce(f64::min),
-        hi: rs
-            .iter()
-            .filter_map(|r| r.success_hi)
-            .reduce(f64::max),
+        lo: rs.iter().filter_map(|r| r.success_lo).reduce(f64::min),
+        hi: rs.iter().filter_map(|r| r.success_hi).reduce(f64::max),
         clean_acc: m(|r| r.clean_acc),
         baseline: m(|r| r.baseline_success),
         hardt_lb: m(|r| r.hardt_lb),
@@ -425,7 +385,6 @@ fn aggregate(rs: &[&ResultRow]) -> Point {
         flags,
     }
 }
-
 
 // ------------------------------------------------------------------------------------------------
 // Per-configuration statistics over seeds and the bound checks that need them.
@@ -479,9 +438,7 @@ pub fn config_key(r: &ResultRow) -> ConfigKey {
 
 /// The key of the no-collective (α = 0) configuration that is `key`'s baseline.
 fn baseline_key(key: &ConfigKey) -> ConfigKey {
-    key.iter()
-        .map(|(n, v)| (*n, if *n == "alpha" { format!("{:?}", 0.0f64) } else { v.clone() }))
-        .collect()
+    key.iter().map(|(n, v)| (*n, if *n == "alpha" { format!("{:?}", 0.0f64) } else { v.clone() })).collect()
 }
 
 /// Outcome of one bound check on one configuration.
@@ -507,7 +464,9 @@ impl Verdict {
             Verdict::Consistent => "consistent".into(),
             Verdict::Violated => "**VIOLATED**".into(),
             Verdict::Vacuous => "vacuous".into(),
-            Verdict::InsufficientSeeds(n) => format!("insufficient seeds (baseline n={n} < {MIN_BASELINE_SEEDS})"),
+            Verdict::InsufficientSeeds(n) => {
+                format!("insufficient seeds (baseline n={n} < {MIN_BASELINE_SEEDS})")
+            }
             Verdict::NotApplicable(why) => format!("n/a ({why})"),
         }
     }
@@ -661,7 +620,8 @@ pub enum ConfigStatsError {
 
 /// Short human label of a configuration (what differs in a typical sweep).
 pub fn config_label(s: &ConfigStats) -> String {
-    let mut t = format!("{} / {} / {} / α={} / {}", s.dataset, s.model, s.collective, fmt_num(s.alpha), s.privacy);
+    let mut t =
+        format!("{} / {} / {} / α={} / {}", s.dataset, s.model, s.collective, fmt_num(s.alpha), s.privacy);
     if let Some(c) = s.clip {
         t.push_str(&format!(" / C={}", fmt_num(c)));
     }
@@ -689,15 +649,17 @@ pub fn ceiling_at(
         let key = (k, q.to_bits(), sigma.to_bits(), steps);
         let prof = match cache.entry(key) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(crate::accountant::group::group_profile(k, q, sigma, steps, &ceiling::default_eps_grid()).map_err(|e| e.to_string())?)
-            }
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                crate::accountant::group::group_profile(k, q, sigma, steps, &ceiling::default_eps_grid())
+                    .map_err(|e| e.to_string())?,
+            ),
         };
         let b = ceiling::ceiling_two_stage(s0, prof).map_err(|e| e.to_string())?;
         Ok((b.value, format!("tight PLD, k={k}")))
     } else {
         let (e, d) = eps_delta.ok_or("k > 16 needs eps_pld and delta (empty)")?;
-        let b = ceiling::ceiling_generic(s0, e, d, k, ceiling::Adjacency::AddRemove).map_err(|e| e.to_string())?;
+        let b = ceiling::ceiling_generic(s0, e, d, k, ceiling::Adjacency::AddRemove)
+            .map_err(|e| e.to_string())?;
         Ok((b.value, format!("generic (ε={}, δ={}), k={k}", fmt_num(e), fmt_num(d))))
     }
 }
@@ -720,14 +682,17 @@ pub fn ceiling_at(
 /// * `dpsgd_lb_hp` (per run, probability ≥ 1 − β): the count of seeds below their bound is at
 ///   most Binomial(n, β) in distribution; Violated when P(Bin(n, β) ≥ count) < [`HP_P_FAIL`].
 pub fn config_stats(rows: &[ResultRow]) -> Result<Vec<ConfigStats>, ConfigStatsError> {
-    use super::stats::{summarize, binomial_tail_ge};
+    use super::stats::{binomial_tail_ge, summarize};
     let mut groups: BTreeMap<ConfigKey, Vec<&ResultRow>> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.is_ok()) {
         groups.entry(config_key(r)).or_default().push(r);
     }
     let label = |k: &ConfigKey| {
         k.iter()
-            .filter(|(n, v)| !v.is_empty() && matches!(*n, "dataset" | "model" | "collective_name" | "alpha" | "privacy" | "clip"))
+            .filter(|(n, v)| {
+                !v.is_empty()
+                    && matches!(*n, "dataset" | "model" | "collective_name" | "alpha" | "privacy" | "clip")
+            })
             .map(|(n, v)| format!("{n}={v}"))
             .collect::<Vec<_>>()
             .join(",")
@@ -737,12 +702,15 @@ pub fn config_stats(rows: &[ResultRow]) -> Result<Vec<ConfigStats>, ConfigStatsE
         v.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
         v
     };
-    let summary = |key: &ConfigKey, xs: &[f64]| -> Result<Option<super::stats::SeedSummary>, ConfigStatsError> {
-        if xs.is_empty() {
-            return Ok(None);
-        }
-        summarize(xs, CI_ALPHA).map(Some).map_err(|source| ConfigStatsError::Stats { config: label(key), source })
-    };
+    let summary =
+        |key: &ConfigKey, xs: &[f64]| -> Result<Option<super::stats::SeedSummary>, ConfigStatsError> {
+            if xs.is_empty() {
+                return Ok(None);
+            }
+            summarize(xs, CI_ALPHA)
+                .map(Some)
+                .map_err(|source| ConfigStatsError::Stats { config: label(key), source })
+        };
     let mut cache = HashMap::new();
     let mut out = Vec::new();
     for (key, rs) in &groups {
@@ -765,7 +733,13 @@ pub fn config_stats(rows: &[ResultRow]) -> Result<Vec<ConfigStats>, ConfigStatsE
 
         // --- ceiling ---
         let na = |w: &str| Verdict::NotApplicable(w.to_string());
-        let mut ceiling = CeilingCheck { at_ucb: None, at_t_ucb: None, method: String::new(), verdict: na("α = 0"), t_crossing: false };
+        let mut ceiling = CeilingCheck {
+            at_ucb: None,
+            at_t_ucb: None,
+            method: String::new(),
+            verdict: na("α = 0"),
+            t_crossing: false,
+        };
         if first.alpha > 0.0 {
             ceiling.verdict = match (sigma, q, steps, k) {
                 _ if first.privacy == "none" => na("non-private"),
@@ -783,7 +757,8 @@ pub fn config_stats(rows: &[ResultRow]) -> Result<Vec<ConfigStats>, ConfigStatsE
                         ceiling.at_ucb = Some(c);
                         ceiling.method = m;
                         if let (Some(tu), Some(tl)) = (b.t_hi, s.t_lo) {
-                            let (ct, _) = ceiling_at(tu, kk, qq, sig, t, eps_delta, &mut cache).map_err(err)?;
+                            let (ct, _) =
+                                ceiling_at(tu, kk, qq, sig, t, eps_delta, &mut cache).map_err(err)?;
                             ceiling.at_t_ucb = Some(ct);
                             ceiling.t_crossing = tl > ct;
                         }
@@ -802,13 +777,15 @@ pub fn config_stats(rows: &[ResultRow]) -> Result<Vec<ConfigStats>, ConfigStatsE
         // --- dpsgd_lb on E[S] ---
         let lbs: Vec<f64> = rs.iter().filter_map(|r| r.dpsgd_lb).collect();
         let lb = super::stats::mean(&lbs);
-        let kinds: Vec<&str> = rs.iter().filter(|r| r.dpsgd_lb.is_some()).map(|r| r.dpsgd_lb_kind.as_str()).collect();
+        let kinds: Vec<&str> =
+            rs.iter().filter(|r| r.dpsgd_lb.is_some()).map(|r| r.dpsgd_lb_kind.as_str()).collect();
         let kind = if !kinds.is_empty() && kinds.iter().all(|k| *k == "guarantee") {
             "guarantee".to_string()
         } else {
             kinds.iter().find(|k| **k != "guarantee").map(|k| k.to_string()).unwrap_or_default()
         };
-        let mut dpsgd = MeanLbCheck { bound: lb, kind: kind.clone(), verdict: na("no bound"), t_below: false };
+        let mut dpsgd =
+            MeanLbCheck { bound: lb, kind: kind.clone(), verdict: na("no bound"), t_below: false };
         if first.alpha > 0.0 {
             if let (Some(b), Some(s)) = (lb, &success) {
                 dpsgd.verdict = if kind != "guarantee" {
@@ -832,7 +809,14 @@ pub fn config_stats(rows: &[ResultRow]) -> Result<Vec<ConfigStats>, ConfigStatsE
         let beta = max_f(|r| r.bound_beta);
         let hp_bound = super::stats::mean(&pairs.iter().map(|p| p.1).collect::<Vec<_>>());
         let below = pairs.iter().filter(|(s, b)| s < b).count();
-        let mut hp = PerRunLbCheck { bound: hp_bound, beta, n: pairs.len(), below, p_value: None, verdict: na("no per-run bound") };
+        let mut hp = PerRunLbCheck {
+            bound: hp_bound,
+            beta,
+            n: pairs.len(),
+            below,
+            p_value: None,
+            verdict: na("no per-run bound"),
+        };
         if first.alpha == 0.0 {
             hp.verdict = na("α = 0");
         } else if let (Some(b), false) = (hp_bound, pairs.is_empty()) {
@@ -869,7 +853,9 @@ pub fn config_stats(rows: &[ResultRow]) -> Result<Vec<ConfigStats>, ConfigStatsE
             q,
             sigma,
             steps,
-            clip_ref_success: super::stats::mean(&rs.iter().filter_map(|r| r.clip_ref_success).collect::<Vec<_>>()),
+            clip_ref_success: super::stats::mean(
+                &rs.iter().filter_map(|r| r.clip_ref_success).collect::<Vec<_>>(),
+            ),
             ceiling,
             dpsgd,
             dpsgd_hp: hp,
@@ -990,7 +976,13 @@ mod tests {
         assert_eq!(c.ceiling.at_ucb, Some(expect));
         // The verdict follows LCB(E[S]) vs the ceiling at UCB(E[S₀]) exactly.
         let lcb = c.success.unwrap().lo;
-        let want = if lcb > expect { Verdict::Violated } else if expect >= 1.0 { Verdict::Vacuous } else { Verdict::Consistent };
+        let want = if lcb > expect {
+            Verdict::Violated
+        } else if expect >= 1.0 {
+            Verdict::Vacuous
+        } else {
+            Verdict::Consistent
+        };
         assert_eq!(c.ceiling.verdict, want, "lcb {lcb}, ceiling {expect}");
         assert!(expect < 1.0, "the tight ceiling at k = 2 should be informative: {expect}");
         // All ten seeds at 1: the distribution-free LCB is the better of Anderson (1 − √(ln 80/20) ≈ 0.53)
@@ -1038,16 +1030,25 @@ mod tests {
         };
         // Informative and below every seed: consistent; no seed below the per-run bound, p = 1.
         let c = mk(0.3, 0.3, "guarantee");
-        assert_eq!((c.dpsgd.verdict.clone(), c.dpsgd_hp.verdict.clone()), (Verdict::Consistent, Verdict::Consistent));
+        assert_eq!(
+            (c.dpsgd.verdict.clone(), c.dpsgd_hp.verdict.clone()),
+            (Verdict::Consistent, Verdict::Consistent)
+        );
         assert_eq!((c.dpsgd_hp.below, c.dpsgd_hp.p_value), (0, Some(1.0)));
         // Below the baseline mean (0.02): vacuous.
         let c = mk(0.01, 0.0, "guarantee");
-        assert_eq!((c.dpsgd.verdict.clone(), c.dpsgd_hp.verdict.clone()), (Verdict::Vacuous, Verdict::Vacuous));
+        assert_eq!(
+            (c.dpsgd.verdict.clone(), c.dpsgd_hp.verdict.clone()),
+            (Verdict::Vacuous, Verdict::Vacuous)
+        );
         // Above the distribution-free UCB of E[S]: violated; all ten seeds below the per-run bound:
         // p = 0.05^10 < 0.01: violated.
         let c = mk(0.999, 0.999, "guarantee");
         assert!(c.success.unwrap().hi < 0.999);
-        assert_eq!((c.dpsgd.verdict.clone(), c.dpsgd_hp.verdict.clone()), (Verdict::Violated, Verdict::Violated));
+        assert_eq!(
+            (c.dpsgd.verdict.clone(), c.dpsgd_hp.verdict.clone()),
+            (Verdict::Violated, Verdict::Violated)
+        );
         assert!((c.dpsgd_hp.p_value.unwrap() - 0.05f64.powi(10)).abs() < 1e-20);
         // Above the mean but inside the distribution-free interval: only t-tension.
         let c = mk(0.65, 0.3, "guarantee");

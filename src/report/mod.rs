@@ -85,10 +85,7 @@ pub fn build_report_with(
     let rows = merge_files(inputs)?;
     let panels = analysis::panels(&rows);
     let stats = analysis::config_stats(&rows)?;
-    std::fs::create_dir_all(out).map_err(|source| ReportError::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(out).map_err(|source| ReportError::Io { path: out.to_path_buf(), source })?;
     // The sandwich plots draw the calibrated deep-model prediction unless the caller gives another.
     let own_prediction = prediction::predictor(&rows);
     let prediction: Option<Prediction<'_>> = Some(prediction.unwrap_or(&own_prediction));
@@ -96,42 +93,30 @@ pub fn build_report_with(
     if with_plots {
         for p in &panels {
             let mut files = plot::write_panel(out, p, target_success).map_err(ReportError::Plot)?;
-            files.extend(plot::write_sandwiches(out, p, &rows, &stats, prediction).map_err(ReportError::Plot)?);
+            files.extend(
+                plot::write_sandwiches(out, p, &rows, &stats, prediction).map_err(ReportError::Plot)?,
+            );
             plots.push((p.key.clone(), files));
         }
     }
     let names: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
     let md = summary::markdown(&names, &rows, &panels, &stats, target_success, &|p| {
-        plots
-            .iter()
-            .find(|(k, _)| *k == p.key)
-            .map(|(_, f)| f.clone())
-            .unwrap_or_default()
+        plots.iter().find(|(k, _)| *k == p.key).map(|(_, f)| f.clone()).unwrap_or_default()
     });
     // Calibrated deep-model prediction of DP success (prediction.csv / prediction.md).
     prediction::write(out, &rows)?;
     let summary = out.join("summary.md");
-    std::fs::write(&summary, md).map_err(|source| ReportError::Io {
-        path: summary.clone(),
-        source,
-    })?;
+    std::fs::write(&summary, md).map_err(|source| ReportError::Io { path: summary.clone(), source })?;
     let config_stats = out.join("config_stats.csv");
-    let bytes = summary::config_stats_csv(&stats).map_err(|e| ReportError::Csv {
-        path: config_stats.clone(),
-        message: e.to_string(),
-    })?;
-    std::fs::write(&config_stats, bytes).map_err(|source| ReportError::Io {
-        path: config_stats.clone(),
-        source,
-    })?;
+    let bytes = summary::config_stats_csv(&stats)
+        .map_err(|e| ReportError::Csv { path: config_stats.clone(), message: e.to_string() })?;
+    std::fs::write(&config_stats, bytes)
+        .map_err(|source| ReportError::Io { path: config_stats.clone(), source })?;
     Ok(ReportFiles {
         config_stats,
         counts: analysis::count_verdicts(&stats),
         summary,
-        plots: plots
-            .iter()
-            .flat_map(|(_, f)| f.iter().map(|(_, n)| out.join(n)))
-            .collect(),
+        plots: plots.iter().flat_map(|(_, f)| f.iter().map(|(_, n)| out.join(n))).collect(),
         rows: rows.len(),
     })
 }

@@ -119,13 +119,10 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(e2s)?;
-    let (x0, x1) = log_range(p.arms.iter().flat_map(|a| a.points.iter().map(|pt| pt.alpha)))
-        .ok_or("no α > 0")?;
+    let (x0, x1) =
+        log_range(p.arms.iter().flat_map(|a| a.points.iter().map(|pt| pt.alpha))).ok_or("no α > 0")?;
     let mut chart = ChartBuilder::on(root)
-        .caption(
-            format!("Collective success vs α — {}", p.key.title()),
-            (FAMILY, 24),
-        )
+        .caption(format!("Collective success vs α — {}", p.key.title()), (FAMILY, 24))
         .margin(16)
         .x_label_area_size(55)
         .y_label_area_size(70)
@@ -169,54 +166,30 @@ where
         let band: Vec<(f64, f64)> = pts
             .iter()
             .filter_map(|pt| pt.hi.map(|h| (pt.alpha, h)))
-            .chain(
-                pts.iter()
-                    .rev()
-                    .filter_map(|pt| pt.lo.map(|l| (pt.alpha, l))),
-            )
+            .chain(pts.iter().rev().filter_map(|pt| pt.lo.map(|l| (pt.alpha, l))))
             .collect();
         if band.len() >= 3 {
-            chart
-                .draw_series(std::iter::once(Polygon::new(band, c.mix(0.13).filled())))
-                .map_err(e2s)?;
+            chart.draw_series(std::iter::once(Polygon::new(band, c.mix(0.13).filled()))).map_err(e2s)?;
         }
-        let line: Vec<(f64, f64)> = pts
-            .iter()
-            .filter_map(|pt| pt.success.map(|s| (pt.alpha, s)))
-            .collect();
+        let line: Vec<(f64, f64)> = pts.iter().filter_map(|pt| pt.success.map(|s| (pt.alpha, s))).collect();
         chart
             .draw_series(LineSeries::new(line.clone(), c.stroke_width(3)))
             .map_err(e2s)?
             .label(a.label())
             .legend(legend_line(c));
-        chart
-            .draw_series(line.iter().map(|&xy| Circle::new(xy, 4, c.filled())))
-            .map_err(e2s)?;
-        let dp: Vec<(f64, f64)> = pts
-            .iter()
-            .filter_map(|pt| pt.dpsgd_lb.map(|v| (pt.alpha, v)))
-            .collect();
+        chart.draw_series(line.iter().map(|&xy| Circle::new(xy, 4, c.filled()))).map_err(e2s)?;
+        let dp: Vec<(f64, f64)> = pts.iter().filter_map(|pt| pt.dpsgd_lb.map(|v| (pt.alpha, v))).collect();
         if dp.len() >= 2 {
-            chart
-                .draw_series(DashedLineSeries::new(dp, 10, 6, c.stroke_width(2)))
-                .map_err(e2s)?;
+            chart.draw_series(DashedLineSeries::new(dp, 10, 6, c.stroke_width(2))).map_err(e2s)?;
         }
-        let ceil: Vec<(f64, f64)> = pts
-            .iter()
-            .filter_map(|pt| pt.ceiling_ub.map(|v| (pt.alpha, v.min(1.02))))
-            .collect();
+        let ceil: Vec<(f64, f64)> =
+            pts.iter().filter_map(|pt| pt.ceiling_ub.map(|v| (pt.alpha, v.min(1.02)))).collect();
         if ceil.len() >= 2 {
-            chart
-                .draw_series(DashedLineSeries::new(ceil, 2, 5, c.stroke_width(2)))
-                .map_err(e2s)?;
+            chart.draw_series(DashedLineSeries::new(ceil, 2, 5, c.stroke_width(2))).map_err(e2s)?;
         }
     }
     // Hardt bound: from the first arm that has it (it does not depend on privacy).
-    if let Some(a) = p
-        .arms
-        .iter()
-        .find(|a| a.points.iter().filter(|pt| pt.hardt_lb.is_some()).count() >= 2)
-    {
+    if let Some(a) = p.arms.iter().find(|a| a.points.iter().filter(|pt| pt.hardt_lb.is_some()).count() >= 2) {
         let h: Vec<(f64, f64)> = a
             .points
             .iter()
@@ -229,9 +202,7 @@ where
             .label("Hardt et al. bound, Bayes-optimal learner (black dashed)")
             .legend(legend_line(BLACK));
     }
-    let has = |f: fn(&super::analysis::Point) -> bool| {
-        p.arms.iter().any(|a| a.points.iter().any(f))
-    };
+    let has = |f: fn(&super::analysis::Point) -> bool| p.arms.iter().any(|a| a.points.iter().any(f));
     if has(|pt| pt.dpsgd_lb.is_some()) {
         chart
             .draw_series(LineSeries::new(Vec::<(f64, f64)>::new(), WHITE))
@@ -267,11 +238,7 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(e2s)?;
-    let max_alpha = p
-        .arms
-        .iter()
-        .flat_map(|a| a.points.iter().map(|pt| pt.alpha))
-        .fold(0.0, f64::max);
+    let max_alpha = p.arms.iter().flat_map(|a| a.points.iter().map(|pt| pt.alpha)).fold(0.0, f64::max);
     let finite: Vec<(f64, Option<f64>)> = p
         .arms
         .iter()
@@ -289,18 +256,11 @@ where
         .collect();
     let (x0, x1) = log_range(finite.iter().map(|f| f.0)).unwrap_or((0.1, 10.0));
     let (y0, y1) = log_range(
-        finite
-            .iter()
-            .filter_map(|f| f.1)
-            .chain(refs.iter().map(|r| r.1))
-            .chain(std::iter::once(max_alpha)),
+        finite.iter().filter_map(|f| f.1).chain(refs.iter().map(|r| r.1)).chain(std::iter::once(max_alpha)),
     )
     .ok_or("no α")?;
     let mut chart = ChartBuilder::on(root)
-        .caption(
-            format!("Critical mass α*(S* = {}) vs ε — {}", fmt_num(s_star), p.key.title()),
-            (FAMILY, 24),
-        )
+        .caption(format!("Critical mass α*(S* = {}) vs ε — {}", fmt_num(s_star), p.key.title()), (FAMILY, 24))
         .margin(16)
         .x_label_area_size(55)
         .y_label_area_size(80)
@@ -320,10 +280,7 @@ where
         .light_line_style(WHITE)
         .draw()
         .map_err(e2s)?;
-    let reached: Vec<(f64, f64)> = finite
-        .iter()
-        .filter_map(|&(e, a)| a.map(|a| (e, a)))
-        .collect();
+    let reached: Vec<(f64, f64)> = finite.iter().filter_map(|&(e, a)| a.map(|a| (e, a))).collect();
     let c = colour(0);
     if !reached.is_empty() {
         chart
@@ -331,30 +288,19 @@ where
             .map_err(e2s)?
             .label("DP-SGD (log-interpolated α*)")
             .legend(legend_line(c));
-        chart
-            .draw_series(reached.iter().map(|&xy| Circle::new(xy, 5, c.filled())))
-            .map_err(e2s)?;
+        chart.draw_series(reached.iter().map(|&xy| Circle::new(xy, 5, c.filled()))).map_err(e2s)?;
     }
     let missing: Vec<f64> = finite.iter().filter(|f| f.1.is_none()).map(|f| f.0).collect();
     if !missing.is_empty() {
         chart
-            .draw_series(
-                missing
-                    .iter()
-                    .map(|&e| TriangleMarker::new((e, max_alpha), 7, colour(3).filled())),
-            )
+            .draw_series(missing.iter().map(|&e| TriangleMarker::new((e, max_alpha), 7, colour(3).filled())))
             .map_err(e2s)?
             .label(format!("S* not reached (α* > {})", fmt_num(max_alpha)))
             .legend(|(x, y)| TriangleMarker::new((x + 12, y), 7, colour(3).filled()));
     }
     for (label, a, col) in refs {
         chart
-            .draw_series(DashedLineSeries::new(
-                vec![(x0, a), (x1, a)],
-                10,
-                6,
-                col.stroke_width(2),
-            ))
+            .draw_series(DashedLineSeries::new(vec![(x0, a), (x1, a)], 10, 6, col.stroke_width(2)))
             .map_err(e2s)?
             .label(format!("{label}: α* = {}", fmt_num(a)))
             .legend(legend_line(col));
@@ -391,16 +337,8 @@ where
         })
         .collect();
     let (x0, x1) = log_range(finite.iter().map(|f| f.0)).unwrap_or((0.1, 10.0));
-    let lo = finite
-        .iter()
-        .map(|f| f.1 .1)
-        .chain(refs.iter().map(|r| r.1))
-        .fold(1.0, f64::min);
-    let hi = finite
-        .iter()
-        .map(|f| f.1 .2)
-        .chain(refs.iter().map(|r| r.1))
-        .fold(0.0, f64::max);
+    let lo = finite.iter().map(|f| f.1 .1).chain(refs.iter().map(|r| r.1)).fold(1.0, f64::min);
+    let hi = finite.iter().map(|f| f.1 .2).chain(refs.iter().map(|r| r.1)).fold(0.0, f64::max);
     if hi < lo {
         return Err("no clean accuracy".into());
     }
@@ -411,7 +349,10 @@ where
         .margin(16)
         .x_label_area_size(55)
         .y_label_area_size(70)
-        .build_cartesian_2d((x0..x1).log_scale().with_key_points(eps_ticks(finite.iter().map(|f| f.0))), y0..y1)
+        .build_cartesian_2d(
+            (x0..x1).log_scale().with_key_points(eps_ticks(finite.iter().map(|f| f.0))),
+            y0..y1,
+        )
         .map_err(e2s)?;
     chart
         .configure_mesh()
@@ -427,10 +368,7 @@ where
     let c = colour(0);
     if !finite.is_empty() {
         chart
-            .draw_series(LineSeries::new(
-                finite.iter().map(|&(e, (m, _, _))| (e, m)),
-                c.stroke_width(3),
-            ))
+            .draw_series(LineSeries::new(finite.iter().map(|&(e, (m, _, _))| (e, m)), c.stroke_width(3)))
             .map_err(e2s)?
             .label("DP-SGD: mean over α and seeds (bar: min–max over α)")
             .legend(legend_line(c));
@@ -447,12 +385,7 @@ where
     }
     for (label, a, col) in refs {
         chart
-            .draw_series(DashedLineSeries::new(
-                vec![(x0, a), (x1, a)],
-                10,
-                6,
-                col.stroke_width(2),
-            ))
+            .draw_series(DashedLineSeries::new(vec![(x0, a), (x1, a)], 10, 6, col.stroke_width(2)))
             .map_err(e2s)?
             .label(format!("{label}: {:.3}", a))
             .legend(legend_line(col));
@@ -496,10 +429,7 @@ pub fn write_panel(dir: &Path, p: &Panel, s_star: f64) -> Result<Vec<(String, St
             _ => both!(&stem, draw_clean(p)),
         }
         .map_err(|e| format!("{}: {e}", stem.display()))?;
-        let name = png
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
+        let name = png.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         out.push((title.to_string(), name));
     }
     Ok(out)
@@ -551,20 +481,23 @@ fn sandwich_data(
     stats: &[ConfigStats],
     prediction: Option<Prediction<'_>>,
 ) -> Sandwich {
-    let key_val = |s: &ConfigStats, name: &str| s.key.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let key_val = |s: &ConfigStats, name: &str| {
+        s.key.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()).unwrap_or_default()
+    };
     let mine: Vec<&ConfigStats> = stats
         .iter()
-        .filter(|s| s.privacy == privacy && in_panel(p, &key_val(s, "sweep"), &s.dataset, &s.model, &s.collective, s.clip))
+        .filter(|s| {
+            s.privacy == privacy
+                && in_panel(p, &key_val(s, "sweep"), &s.dataset, &s.model, &s.collective, s.clip)
+        })
         .collect();
     let baseline = mine.iter().find_map(|s| s.baseline.map(|b| (b.mean, b.hi)));
     let mut points: Vec<SandwichPoint> = mine
         .iter()
         .filter(|s| s.alpha > 0.0)
         .map(|s| {
-            let rs: Vec<&ResultRow> = rows
-                .iter()
-                .filter(|r| r.is_ok() && analysis::config_key(r) == s.key)
-                .collect();
+            let rs: Vec<&ResultRow> =
+                rows.iter().filter(|r| r.is_ok() && analysis::config_key(r) == s.key).collect();
             let pred: Vec<f64> = match prediction {
                 Some(f) => rs.iter().filter_map(|r| f(r)).collect(),
                 None => vec![],
@@ -608,7 +541,10 @@ where
         .margin(14)
         .x_label_area_size(55)
         .y_label_area_size(70)
-        .build_cartesian_2d((x0..x1).log_scale().with_key_points(s.points.iter().map(|p| p.alpha).collect::<Vec<_>>()), 0.0..1.02f64)
+        .build_cartesian_2d(
+            (x0..x1).log_scale().with_key_points(s.points.iter().map(|p| p.alpha).collect::<Vec<_>>()),
+            0.0..1.02f64,
+        )
         .map_err(e2s)?;
     chart
         .configure_mesh()
@@ -633,8 +569,18 @@ where
         chart
             .draw_series(DashedLineSeries::new(vec![(x0, u), (x1, u)], 4, 4, grey.stroke_width(1)))
             .map_err(e2s)?;
-        legend.push((format!("baseline E[S₀] = {m:.3} (α = 0)"), Box::new(move |v, (x, y)| v.push(DynElement::Line(vec![(x, y), (x + 26, y)], grey.stroke_width(2))))));
-        legend.push((format!("UCB(E[S₀]) = {u:.3} (distribution-free)"), Box::new(move |v, (x, y)| v.push(DynElement::Dashed(vec![(x, y), (x + 26, y)], grey.stroke_width(1))))));
+        legend.push((
+            format!("baseline E[S₀] = {m:.3} (α = 0)"),
+            Box::new(move |v, (x, y)| {
+                v.push(DynElement::Line(vec![(x, y), (x + 26, y)], grey.stroke_width(2)))
+            }),
+        ));
+        legend.push((
+            format!("UCB(E[S₀]) = {u:.3} (distribution-free)"),
+            Box::new(move |v, (x, y)| {
+                v.push(DynElement::Dashed(vec![(x, y), (x + 26, y)], grey.stroke_width(1)))
+            }),
+        ));
     }
     // Ceiling (above), guarantee and per-run bound (below), prediction.
     let line = |f: &dyn Fn(&SandwichPoint) -> Option<f64>| -> Vec<(f64, f64)> {
@@ -644,29 +590,59 @@ where
     if !ceil.is_empty() {
         chart.draw_series(LineSeries::new(ceil.clone(), red.stroke_width(3))).map_err(e2s)?;
         chart.draw_series(ceil.iter().map(|&xy| TriangleMarker::new(xy, 6, red.filled()))).map_err(e2s)?;
-        legend.push(("ceiling at UCB(E[S₀]) (guarantee on E[S])".into(), Box::new(move |v, (x, y)| v.push(DynElement::Line(vec![(x, y), (x + 26, y)], red.stroke_width(3))))));
+        legend.push((
+            "ceiling at UCB(E[S₀]) (guarantee on E[S])".into(),
+            Box::new(move |v, (x, y)| {
+                v.push(DynElement::Line(vec![(x, y), (x + 26, y)], red.stroke_width(3)))
+            }),
+        ));
     }
     let ceil_t = line(&|p| p.ceiling_t);
     if !ceil_t.is_empty() {
         chart.draw_series(DashedLineSeries::new(ceil_t, 6, 5, red.mix(0.6).stroke_width(2))).map_err(e2s)?;
-        legend.push(("ceiling at t-UCB(E[S₀]) (approximate)".into(), Box::new(move |v, (x, y)| v.push(DynElement::Dashed(vec![(x, y), (x + 26, y)], red.mix(0.6).stroke_width(2))))));
+        legend.push((
+            "ceiling at t-UCB(E[S₀]) (approximate)".into(),
+            Box::new(move |v, (x, y)| {
+                v.push(DynElement::Dashed(vec![(x, y), (x + 26, y)], red.mix(0.6).stroke_width(2)))
+            }),
+        ));
     }
     let g = line(&|p| p.guarantee);
     if !g.is_empty() {
-        let kind = s.points.iter().find(|p| p.guarantee.is_some()).map(|p| p.guarantee_kind.clone()).unwrap_or_default();
+        let kind = s
+            .points
+            .iter()
+            .find(|p| p.guarantee.is_some())
+            .map(|p| p.guarantee_kind.clone())
+            .unwrap_or_default();
         chart.draw_series(LineSeries::new(g.clone(), green.stroke_width(3))).map_err(e2s)?;
         chart.draw_series(g.iter().map(|&xy| TriangleMarker::new(xy, 6, green.filled()))).map_err(e2s)?;
-        legend.push((format!("DP-SGD bound on E[S] ({}; mean over seeds)", if kind.is_empty() { "?" } else { &kind }), Box::new(move |v, (x, y)| v.push(DynElement::Line(vec![(x, y), (x + 26, y)], green.stroke_width(3))))));
+        legend.push((
+            format!("DP-SGD bound on E[S] ({}; mean over seeds)", if kind.is_empty() { "?" } else { &kind }),
+            Box::new(move |v, (x, y)| {
+                v.push(DynElement::Line(vec![(x, y), (x + 26, y)], green.stroke_width(3)))
+            }),
+        ));
     }
     let hp = line(&|p| p.per_run);
     if !hp.is_empty() {
         chart.draw_series(DashedLineSeries::new(hp, 3, 4, orange.stroke_width(2))).map_err(e2s)?;
-        legend.push(("DP-SGD per-run bound (prob. ≥ 1 − β)".into(), Box::new(move |v, (x, y)| v.push(DynElement::Dashed(vec![(x, y), (x + 26, y)], orange.stroke_width(2))))));
+        legend.push((
+            "DP-SGD per-run bound (prob. ≥ 1 − β)".into(),
+            Box::new(move |v, (x, y)| {
+                v.push(DynElement::Dashed(vec![(x, y), (x + 26, y)], orange.stroke_width(2)))
+            }),
+        ));
     }
     let pr = line(&|p| p.prediction);
     if !pr.is_empty() {
         chart.draw_series(DashedLineSeries::new(pr, 10, 6, purple.stroke_width(3))).map_err(e2s)?;
-        legend.push(("prediction (not a guarantee)".into(), Box::new(move |v, (x, y)| v.push(DynElement::Dashed(vec![(x, y), (x + 26, y)], purple.stroke_width(3))))));
+        legend.push((
+            "prediction (not a guarantee)".into(),
+            Box::new(move |v, (x, y)| {
+                v.push(DynElement::Dashed(vec![(x, y), (x + 26, y)], purple.stroke_width(3)))
+            }),
+        ));
     }
     // Measurements: per-seed points (spread a little in log α so ties stay visible), then CIs and mean.
     for p in &s.points {
@@ -695,16 +671,38 @@ where
             chart.draw_series(std::iter::once(Circle::new((xc, m), 6, blue.filled()))).map_err(e2s)?;
         }
     }
-    legend.insert(0, ("per-seed success".into(), Box::new(move |v, (x, y)| v.push(DynElement::Dot((x + 13, y), 3, grey.mix(0.7).filled())))));
-    legend.insert(1, ("mean, 95% CI of E[S] (distribution-free)".into(), Box::new(move |v, (x, y)| {
-        v.push(DynElement::Line(vec![(x + 13, y - 9), (x + 13, y + 9)], blue.stroke_width(2)));
-        v.push(DynElement::Dot((x + 13, y), 6, blue.filled()));
-    })));
-    legend.insert(2, ("Student-t 95% CI (approximate)".into(), Box::new(move |v, (x, y)| v.push(DynElement::Line(vec![(x + 13, y - 9), (x + 13, y + 9)], colour(9).stroke_width(2))))));
+    legend.insert(
+        0,
+        (
+            "per-seed success".into(),
+            Box::new(move |v, (x, y)| v.push(DynElement::Dot((x + 13, y), 3, grey.mix(0.7).filled()))),
+        ),
+    );
+    legend.insert(
+        1,
+        (
+            "mean, 95% CI of E[S] (distribution-free)".into(),
+            Box::new(move |v, (x, y)| {
+                v.push(DynElement::Line(vec![(x + 13, y - 9), (x + 13, y + 9)], blue.stroke_width(2)));
+                v.push(DynElement::Dot((x + 13, y), 6, blue.filled()));
+            }),
+        ),
+    );
+    legend.insert(
+        2,
+        (
+            "Student-t 95% CI (approximate)".into(),
+            Box::new(move |v, (x, y)| {
+                v.push(DynElement::Line(vec![(x + 13, y - 9), (x + 13, y + 9)], colour(9).stroke_width(2)))
+            }),
+        ),
+    );
     // Legend on the right.
     right.fill(&WHITE).map_err(e2s)?;
     let mut y = 70;
-    right.draw(&Text::new("legend", (10, 40), (FAMILY, 17).into_font().style(FontStyle::Bold))).map_err(e2s)?;
+    right
+        .draw(&Text::new("legend", (10, 40), (FAMILY, 17).into_font().style(FontStyle::Bold)))
+        .map_err(e2s)?;
     for (text, sample) in &legend {
         let mut els = Vec::new();
         sample(&mut els, (10, y));
@@ -715,7 +713,9 @@ where
                     let (a, b) = (pts[0], pts[pts.len() - 1]);
                     let mut x = a.0;
                     while x < b.0 {
-                        right.draw(&PathElement::new(vec![(x, a.1), ((x + 5).min(b.0), a.1)], st)).map_err(e2s)?;
+                        right
+                            .draw(&PathElement::new(vec![(x, a.1), ((x + 5).min(b.0), a.1)], st))
+                            .map_err(e2s)?;
                         x += 9;
                     }
                 }
@@ -759,7 +759,11 @@ pub fn write_sandwiches(
         if s.points.iter().all(|pt| pt.seeds.is_empty()) {
             continue;
         }
-        let arm: String = a.privacy.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+        let arm: String = a
+            .privacy
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+            .collect();
         let stem = dir.join(format!("{slug}.sandwich_{arm}"));
         let png = both!(&stem, draw_sandwich(&s)).map_err(|e| format!("{}: {e}", stem.display()))?;
         let name = png.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();

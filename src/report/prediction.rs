@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 
 use super::ReportError;
 use crate::bounds::prediction::{
-    calibrate, evaluate, noise_variance, Calibration, CellInput, DeepNoiseModel, Loss, NoiseSchedule, Observation,
+    calibrate, evaluate, noise_variance, Calibration, CellInput, DeepNoiseModel, Loss, NoiseSchedule,
+    Observation,
 };
 use crate::sweep::store::ResultRow;
 
@@ -100,7 +101,11 @@ fn seed_mean_mae(cells: &[&PredictedCell], pred: &[f64]) -> (usize, f64) {
         b.2 += 1;
     }
     let n = by.len();
-    let mae = if n == 0 { f64::NAN } else { by.values().map(|b| ((b.0 - b.1) / b.2 as f64).abs()).sum::<f64>() / n as f64 };
+    let mae = if n == 0 {
+        f64::NAN
+    } else {
+        by.values().map(|b| ((b.0 - b.1) / b.2 as f64).abs()).sum::<f64>() / n as f64
+    };
     (n, mae)
 }
 
@@ -125,7 +130,8 @@ impl GroupPrediction {
     pub fn held_out_mae(&self) -> (usize, f64) {
         let held: Vec<&ArmError> = self.arms.iter().filter(|a| a.role == Role::HeldOut).collect();
         let n: usize = held.iter().map(|a| a.n).sum();
-        let mae = if n == 0 { f64::NAN } else { held.iter().map(|a| a.mae * a.n as f64).sum::<f64>() / n as f64 };
+        let mae =
+            if n == 0 { f64::NAN } else { held.iter().map(|a| a.mae * a.n as f64).sum::<f64>() / n as f64 };
         (n, mae)
     }
 }
@@ -213,7 +219,8 @@ pub fn analyse(rows: &[ResultRow]) -> PredictionReport {
         let sigma = r.sigma.unwrap_or(f64::NAN);
         let success = r.success.unwrap_or(f64::NAN);
         let clip_success = clip_only.get(&cell_key(r, r.alpha)).copied();
-        let baseline = r.baseline_success.or_else(|| alpha0.get(&(r.privacy.clone(), cell_key(r, 0.0))).copied());
+        let baseline =
+            r.baseline_success.or_else(|| alpha0.get(&(r.privacy.clone(), cell_key(r, 0.0))).copied());
         let noise = match (r.clip, r.steps) {
             (Some(clip), Some(steps)) => Some(NoiseSchedule {
                 lr: r.lr,
@@ -244,9 +251,12 @@ pub fn analyse(rows: &[ResultRow]) -> PredictionReport {
             role: Role::NoReference,
         });
         if let (Some(noise), Some(cs), Some(s0), Some(_)) = (noise, clip_success, baseline, noise_sd) {
-            let obs = Observation { input: CellInput { noise, clip_only_success: cs, baseline: s0 }, success };
+            let obs =
+                Observation { input: CellInput { noise, clip_only_success: cs, baseline: s0 }, success };
             // Keep only cells the model accepts (rates in [0, 1]).
-            if DeepNoiseModel::new(0.0).and_then(|m| m.predict(&obs.input)).is_ok() && (0.0..=1.0).contains(&success) {
+            if DeepNoiseModel::new(0.0).and_then(|m| m.predict(&obs.input)).is_ok()
+                && (0.0..=1.0).contains(&success)
+            {
                 inputs[g].push(Scored { cell: idx, obs });
             }
         }
@@ -298,7 +308,8 @@ pub fn analyse(rows: &[ResultRow]) -> PredictionReport {
             let pc: Vec<&PredictedCell> = cells.iter().map(|s| &report.cells[s.cell]).collect();
             let (points, model_mean) = seed_mean_mae(&pc, &e.predictions);
             let (_, naive_mean) = seed_mean_mae(&pc, &e0.predictions);
-            let above_clip = cells.iter().filter(|s| s.obs.success > s.obs.input.clip_only_success + 0.1).count();
+            let above_clip =
+                cells.iter().filter(|s| s.obs.success > s.obs.input.clip_only_success + 0.1).count();
             group.arms.push(ArmError {
                 privacy: privacy.clone(),
                 sigma: *sigma,
@@ -326,11 +337,7 @@ pub fn analyse(rows: &[ResultRow]) -> PredictionReport {
 /// config_hash → predicted success, for every DP cell with a prediction (calibration-arm values
 /// are in-sample fits; see [`analyse`] for the roles).
 pub fn predictions(rows: &[ResultRow]) -> HashMap<String, f64> {
-    analyse(rows)
-        .cells
-        .into_iter()
-        .filter_map(|c| c.predicted.map(|p| (c.config_hash, p)))
-        .collect()
+    analyse(rows).cells.into_iter().filter_map(|c| c.predicted.map(|p| (c.config_hash, p))).collect()
 }
 
 /// A lookup of the predicted success of a DP row (by `config_hash`), `None` for rows without one
@@ -384,7 +391,10 @@ pub fn csv_text(rep: &PredictionReport) -> String {
 /// `prediction.md`: the model, the constants and the error per arm.
 pub fn markdown(rep: &PredictionReport) -> String {
     let mut md = String::new();
-    let _ = writeln!(md, "# Calibrated prediction of DP success (deep models) — a prediction, never a guarantee\n");
+    let _ = writeln!(
+        md,
+        "# Calibrated prediction of DP success (deep models) — a prediction, never a guarantee\n"
+    );
     let _ = writeln!(
         md,
         "Model (`crowdout::bounds::prediction`, docs/bounds.md §2.8): for a DP cell with clip-only partner success \
@@ -441,14 +451,18 @@ pub fn markdown(rep: &PredictionReport) -> String {
         }
         let (n, mae) = g.held_out_mae();
         if n == 0 {
-            let _ = writeln!(md, "\nNo held-out arm (only one DP level): nothing is evaluated out of sample.\n");
+            let _ =
+                writeln!(md, "\nNo held-out arm (only one DP level): nothing is evaluated out of sample.\n");
         } else {
             let _ = writeln!(md, "\n**Held-out MAE: {} over {n} cells.**\n", short(mae));
         }
     }
     let unpaired = rep.cells.iter().filter(|c| c.role == Role::NoReference).count();
     if unpaired > 0 {
-        let _ = writeln!(md, "{unpaired} DP cell(s) have no prediction (no clip-only partner, step count or baseline).");
+        let _ = writeln!(
+            md,
+            "{unpaired} DP cell(s) have no prediction (no clip-only partner, step count or baseline)."
+        );
     }
     md
 }
@@ -472,7 +486,15 @@ pub fn write(out: &Path, rows: &[ResultRow]) -> Result<Option<(PathBuf, PathBuf)
 mod tests {
     use super::*;
 
-    fn row(privacy: &str, sigma: Option<f64>, alpha: f64, clip: f64, seed: u64, success: f64, baseline: f64) -> ResultRow {
+    fn row(
+        privacy: &str,
+        sigma: Option<f64>,
+        alpha: f64,
+        clip: f64,
+        seed: u64,
+        success: f64,
+        baseline: f64,
+    ) -> ResultRow {
         let mut r: ResultRow = csv::ReaderBuilder::new()
             .from_reader(template().as_bytes())
             .deserialize()
@@ -529,7 +551,15 @@ mod tests {
                 rows.push(row("sigma=0", Some(0.0), alpha, clip, 0, sc, 0.02));
                 for (p, sigma) in [("eps=8", 0.6), ("eps=2", 1.2)] {
                     let input = CellInput {
-                        noise: NoiseSchedule { lr: 0.5, momentum: 0.0, sigma, clip, expected_batch: 256.0, steps: 125, lambda_eff: 0.0 },
+                        noise: NoiseSchedule {
+                            lr: 0.5,
+                            momentum: 0.0,
+                            sigma,
+                            clip,
+                            expected_batch: 256.0,
+                            steps: 125,
+                            lambda_eff: 0.0,
+                        },
                         clip_only_success: sc,
                         baseline: 0.02,
                     };
@@ -574,7 +604,10 @@ mod tests {
         assert_eq!(rep.cells[0].role, Role::NoReference);
         assert!(rep.groups[0].note.is_some());
         assert!(markdown(&rep).contains("No prediction"));
-        let rows = vec![row("eps=8", Some(0.6), 0.1, 1.0, 0, 0.3, 0.02), row("sigma=0", Some(0.0), 0.1, 1.0, 0, 0.5, 0.02)];
+        let rows = vec![
+            row("eps=8", Some(0.6), 0.1, 1.0, 0, 0.3, 0.02),
+            row("sigma=0", Some(0.0), 0.1, 1.0, 0, 0.5, 0.02),
+        ];
         let rep = analyse(&rows);
         assert_eq!(rep.cells[0].role, Role::Calibration);
         assert!(markdown(&rep).contains("No held-out arm"));

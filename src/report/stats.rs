@@ -112,7 +112,15 @@ pub fn anderson_lower(xs: &[f64], alpha: f64) -> Result<f64, StatsError> {
 
 /// Bernoulli relative entropy kl(p‖q) = p ln(p/q) + (1 − p) ln((1 − p)/(1 − q)), with 0 ln 0 = 0.
 fn kl_bernoulli(p: f64, q: f64) -> f64 {
-    let term = |a: f64, b: f64| if a <= 0.0 { 0.0 } else if b <= 0.0 { f64::INFINITY } else { a * (a / b).ln() };
+    let term = |a: f64, b: f64| {
+        if a <= 0.0 {
+            0.0
+        } else if b <= 0.0 {
+            f64::INFINITY
+        } else {
+            a * (a / b).ln()
+        }
+    };
     term(p, q) + term(1.0 - p, 1.0 - q)
 }
 
@@ -298,8 +306,16 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(7);
         type Law = (&'static str, f64, Box<dyn Fn(&mut ChaCha20Rng) -> f64>);
         let laws: [Law; 2] = [
-            ("bimodal", 0.3 * 0.95 + 0.7 * 0.02, Box::new(|r: &mut ChaCha20Rng| if r.random::<f64>() < 0.3 { 0.95 } else { 0.02 })),
-            ("rare spike", 0.05 * 1.0 + 0.95 * 0.01, Box::new(|r: &mut ChaCha20Rng| if r.random::<f64>() < 0.05 { 1.0 } else { 0.01 })),
+            (
+                "bimodal",
+                0.3 * 0.95 + 0.7 * 0.02,
+                Box::new(|r: &mut ChaCha20Rng| if r.random::<f64>() < 0.3 { 0.95 } else { 0.02 }),
+            ),
+            (
+                "rare spike",
+                0.05 * 1.0 + 0.95 * 0.01,
+                Box::new(|r: &mut ChaCha20Rng| if r.random::<f64>() < 0.05 { 1.0 } else { 0.01 }),
+            ),
         ];
         for (name, mu, draw) in laws.iter() {
             let (mut miss_hi, mut miss_lo, reps) = (0, 0, 2000);
@@ -313,7 +329,10 @@ mod tests {
                 }
             }
             // Nominal 2.5 % each = 50 of 2000; allow Monte Carlo slack (sd ≈ 7).
-            assert!(miss_hi <= 70 && miss_lo <= 70, "{name}: upper misses {miss_hi}, lower misses {miss_lo} of {reps}");
+            assert!(
+                miss_hi <= 70 && miss_lo <= 70,
+                "{name}: upper misses {miss_hi}, lower misses {miss_lo} of {reps}"
+            );
         }
     }
 

@@ -2,7 +2,10 @@
 
 use std::fmt::Write;
 
-use super::analysis::{bound_checks, config_label, count_verdicts, fmt_num, ConfigStats, Panel, CI_ALPHA, HP_P_FAIL, MIN_BASELINE_SEEDS};
+use super::analysis::{
+    bound_checks, config_label, count_verdicts, fmt_num, ConfigStats, Panel, CI_ALPHA, HP_P_FAIL,
+    MIN_BASELINE_SEEDS,
+};
 use crate::sweep::store::ResultRow;
 
 fn opt(x: Option<f64>) -> String {
@@ -75,16 +78,14 @@ pub fn markdown(
         "| success ≥ DP-SGD lower bound (prediction) | {} |",
         checks.above_dpsgd_prediction.fmt()
     );
-    let _ = writeln!(md, "| success ≤ group-privacy ceiling on E[S] at this row's single-run S₀ (one run) | {} |\n", checks.below_ceiling.fmt());
+    let _ = writeln!(
+        md,
+        "| success ≤ group-privacy ceiling on E[S] at this row's single-run S₀ (one run) | {} |\n",
+        checks.below_ceiling.fmt()
+    );
     seed_statistics(&mut md, stats);
-    let loud: Vec<&&ResultRow> = ok
-        .iter()
-        .filter(|r| {
-            r.flag
-                .split(';')
-                .any(|f| !f.trim().is_empty() && f.trim() != "FAKE")
-        })
-        .collect();
+    let loud: Vec<&&ResultRow> =
+        ok.iter().filter(|r| r.flag.split(';').any(|f| !f.trim().is_empty() && f.trim() != "FAKE")).collect();
     if !loud.is_empty() {
         let _ = writeln!(md, "### ⚠ Flagged cells ({})\n", loud.len());
         let _ = writeln!(md, "| flag | dataset | model | collective | α | privacy | clip | seed | success | hardt_lb | dpsgd_lb | ceiling_ub | config_hash |");
@@ -124,11 +125,7 @@ pub fn markdown(
             md.push('\n');
         }
         // success table: α rows × arm columns
-        let mut alphas: Vec<f64> = p
-            .arms
-            .iter()
-            .flat_map(|a| a.points.iter().map(|pt| pt.alpha))
-            .collect();
+        let mut alphas: Vec<f64> = p.arms.iter().flat_map(|a| a.points.iter().map(|pt| pt.alpha)).collect();
         alphas.sort_by(|a, b| a.total_cmp(b));
         alphas.dedup();
         let _ = writeln!(md, "### Success (%) by α × privacy\n");
@@ -142,20 +139,12 @@ pub fn markdown(
         }
         md.push('\n');
         for &alpha in &alphas {
-            let lab = if alpha == 0.0 {
-                "0 (baseline)".to_string()
-            } else {
-                fmt_num(alpha)
-            };
+            let lab = if alpha == 0.0 { "0 (baseline)".to_string() } else { fmt_num(alpha) };
             let _ = write!(md, "| {lab} |");
             for a in &p.arms {
                 match a.points.iter().find(|pt| pt.alpha == alpha) {
                     Some(pt) => {
-                        let flag = if pt.flags.iter().any(|f| f != "FAKE") {
-                            " ⚠"
-                        } else {
-                            ""
-                        };
+                        let flag = if pt.flags.iter().any(|f| f != "FAKE") { " ⚠" } else { "" };
                         let _ = write!(
                             md,
                             " {} [{}, {}] n={}{flag} |",
@@ -214,7 +203,8 @@ pub fn markdown(
         });
         if has_bounds {
             let _ = writeln!(md, "### Bounds (mean over seeds) beside the measured success\n");
-            let _ = writeln!(md, "| privacy | α | success | Hardt LB | DP-SGD LB | kind | ceiling UB | flags |");
+            let _ =
+                writeln!(md, "| privacy | α | success | Hardt LB | DP-SGD LB | kind | ceiling UB | flags |");
             let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
             for a in &p.arms {
                 for pt in a.points.iter().filter(|pt| pt.alpha > 0.0) {
@@ -303,7 +293,11 @@ fn seed_statistics(md: &mut String, stats: &[ConfigStats]) {
     let _ = writeln!(md, "| group-privacy ceiling at UCB(E[S₀]) | {} |", c.ceiling.line());
     let _ = writeln!(md, "| DP-SGD guarantee on E[S] (`dpsgd_lb`) | {} |", c.dpsgd.line());
     let _ = writeln!(md, "| DP-SGD per-run guarantee (`dpsgd_lb_hp`) | {} |", c.dpsgd_hp.line());
-    let _ = writeln!(md, "\nClip-only (σ = 0) configurations with α > 0, out of the ceiling's scope: {}.\n", c.clip_only);
+    let _ = writeln!(
+        md,
+        "\nClip-only (σ = 0) configurations with α > 0, out of the ceiling's scope: {}.\n",
+        c.clip_only
+    );
     let bad: Vec<&ConfigStats> = stats
         .iter()
         .filter(|s| {
@@ -404,10 +398,38 @@ pub fn config_stats_csv(stats: &[ConfigStats]) -> Result<Vec<u8>, csv::Error> {
     };
     let mut head: Vec<String> = first.key.iter().map(|(n, _)| n.to_string()).collect();
     for h in [
-        "n_seeds", "mean", "sd", "ci_lo", "ci_hi", "t_ci_lo", "t_ci_hi", "baseline_n", "baseline_mean", "baseline_ucb",
-        "baseline_t_ucb", "members", "n_train", "q", "sigma", "steps", "ceiling_at_ucb", "ceiling_at_t_ucb", "ceiling_method",
-        "ceiling_verdict", "ceiling_t_tension", "dpsgd_lb_mean", "dpsgd_lb_kind", "dpsgd_verdict", "dpsgd_t_tension",
-        "dpsgd_lb_hp_mean", "bound_beta", "hp_below", "hp_n", "hp_p_value", "hp_verdict", "clip_ref_success",
+        "n_seeds",
+        "mean",
+        "sd",
+        "ci_lo",
+        "ci_hi",
+        "t_ci_lo",
+        "t_ci_hi",
+        "baseline_n",
+        "baseline_mean",
+        "baseline_ucb",
+        "baseline_t_ucb",
+        "members",
+        "n_train",
+        "q",
+        "sigma",
+        "steps",
+        "ceiling_at_ucb",
+        "ceiling_at_t_ucb",
+        "ceiling_method",
+        "ceiling_verdict",
+        "ceiling_t_tension",
+        "dpsgd_lb_mean",
+        "dpsgd_lb_kind",
+        "dpsgd_verdict",
+        "dpsgd_t_tension",
+        "dpsgd_lb_hp_mean",
+        "bound_beta",
+        "hp_below",
+        "hp_n",
+        "hp_p_value",
+        "hp_verdict",
+        "clip_ref_success",
     ] {
         head.push(h.into());
     }

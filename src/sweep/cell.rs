@@ -24,8 +24,8 @@ use clap::ValueEnum;
 
 use super::spec::{Cell, Privacy};
 use super::store::ResultRow;
-use crate::accountant;
 use super::{convex, hardt};
+use crate::accountant;
 use crate::bounds::ceiling;
 use crate::collective::CollectiveSpec;
 use crate::data::{self, DataDir, DatasetSpec, Limits, Split};
@@ -64,12 +64,17 @@ fn baselines() -> &'static Mutex<HashMap<String, BaselineSlot>> {
 
 /// Run `f` on the data set of `cfg` (relabelled one-vs-rest when the cell asks), loaded once per
 /// worker thread.
-fn with_split<T>(cfg: &RunConfig, one_vs_rest: Option<i64>, f: impl FnOnce(&Split) -> Result<T, String>) -> Result<T, String> {
+fn with_split<T>(
+    cfg: &RunConfig,
+    one_vs_rest: Option<i64>,
+    f: impl FnOnce(&Split) -> Result<T, String>,
+) -> Result<T, String> {
     let key = format!("{:?}|{:?}|{:?}", cfg.dataset, cfg.limits, one_vs_rest);
     SPLITS.with(|s| {
         let mut s = s.borrow_mut();
         if !s.contains_key(&key) {
-            let mut split = data::load(&cfg.dataset, &DataDir::from_env(), &cfg.limits).map_err(|e| e.to_string())?;
+            let mut split =
+                data::load(&cfg.dataset, &DataDir::from_env(), &cfg.limits).map_err(|e| e.to_string())?;
             if let Some(c) = one_vs_rest {
                 split = data::relabel::one_vs_rest(split, c).map_err(|e| e.to_string())?;
             }
@@ -82,8 +87,10 @@ fn with_split<T>(cfg: &RunConfig, one_vs_rest: Option<i64>, f: impl FnOnce(&Spli
 /// The run configuration of a cell, with `alpha` planted (none when `alpha` is 0).
 pub fn run_config(cell: &Cell, alpha: f64) -> Result<RunConfig, String> {
     let t = &cell.train;
-    let dataset = DatasetSpec::from_str(&cell.dataset).map_err(|e| format!("dataset {:?}: {e}", cell.dataset))?;
-    let model = ModelKind::from_str(&cell.model, true).map_err(|_| format!("unknown model {:?}", cell.model))?;
+    let dataset =
+        DatasetSpec::from_str(&cell.dataset).map_err(|e| format!("dataset {:?}: {e}", cell.dataset))?;
+    let model =
+        ModelKind::from_str(&cell.model, true).map_err(|_| format!("unknown model {:?}", cell.model))?;
     // σ of an `eps=` arm is calibrated by the run (NaN until then).
     let sigma = match cell.privacy {
         Privacy::NonPrivate => None,
@@ -132,7 +139,8 @@ pub fn run_config(cell: &Cell, alpha: f64) -> Result<RunConfig, String> {
 
 /// The collective spec used to *measure* success on a model (α is irrelevant to measuring).
 fn measuring_spec(cell: &Cell) -> Result<CollectiveSpec, String> {
-    CollectiveSpec::from_str(&format!("{},alpha=0.5", cell.collective.spec)).map_err(|e| format!("collective {:?}: {e}", cell.collective.spec))
+    CollectiveSpec::from_str(&format!("{},alpha=0.5", cell.collective.spec))
+        .map_err(|e| format!("collective {:?}: {e}", cell.collective.spec))
 }
 
 fn baseline_key(cell: &Cell) -> String {
@@ -150,7 +158,14 @@ fn train_baseline(cell: &Cell) -> Result<Baseline, String> {
         let rep = trained.measure(&split.test, std::slice::from_ref(&spec)).map_err(|e| e.to_string())?;
         let r = &rep.per_collective[0];
         let delta_hat = hardt::delta_hat(&trained.model, trained.device, split, &spec)?;
-        Ok(Baseline { s0: r.non_target.rate, s0_lo: r.non_target.lo, s0_hi: r.non_target.hi, s0_all: r.all.rate, delta_hat, record: trained.record })
+        Ok(Baseline {
+            s0: r.non_target.rate,
+            s0_lo: r.non_target.lo,
+            s0_hi: r.non_target.hi,
+            s0_all: r.all.rate,
+            delta_hat,
+            record: trained.record,
+        })
     })
 }
 
@@ -183,10 +198,12 @@ fn ceiling_for(k: u64, s0: f64, dp: &crate::train::run::DpRecord) -> Result<f64,
         return Ok(1.0);
     }
     if k > TIGHT_CEILING_MAX_K {
-        let b = ceiling::ceiling_generic(s0, dp.epsilon_pld, dp.delta, k, ceiling::Adjacency::AddRemove).map_err(|e| e.to_string())?;
+        let b = ceiling::ceiling_generic(s0, dp.epsilon_pld, dp.delta, k, ceiling::Adjacency::AddRemove)
+            .map_err(|e| e.to_string())?;
         return Ok(b.value);
     }
-    let profile = accountant::group::group_profile(k, q, sigma, steps, &ceiling::default_eps_grid()).map_err(|e| e.to_string())?;
+    let profile = accountant::group::group_profile(k, q, sigma, steps, &ceiling::default_eps_grid())
+        .map_err(|e| e.to_string())?;
     let b = ceiling::ceiling_two_stage(s0, &profile).map_err(|e| e.to_string())?;
     Ok(b.value)
 }
@@ -275,4 +292,3 @@ pub fn run_cell(cell: &Cell) -> Result<ResultRow, String> {
     row.wall_s = Some(rec.wall_seconds);
     Ok(row)
 }
-

@@ -65,7 +65,11 @@ fn rows_with_bias(x: &Tensor) -> Vec<Vec<f64>> {
 }
 
 fn labels(y: &Tensor) -> Vec<usize> {
-    Vec::<i64>::try_from(&y.to_kind(Kind::Int64).contiguous()).unwrap_or_default().into_iter().map(|l| l as usize).collect()
+    Vec::<i64>::try_from(&y.to_kind(Kind::Int64).contiguous())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|l| l as usize)
+        .collect()
 }
 
 /// A fitted reference and what the bound needs from the training set.
@@ -87,7 +91,15 @@ fn reference_key(cell: &Cell) -> String {
     let t = &cell.train;
     format!(
         "{}|{:?}|{:?}|{:?}|{}|{}|{}|{:?}|{}",
-        cell.dataset, t.train_subset, t.one_vs_rest, cell.collective.spec, cell.alpha, cell.seed, cell.model, cell.clip, t.weight_decay
+        cell.dataset,
+        t.train_subset,
+        t.one_vs_rest,
+        cell.collective.spec,
+        cell.alpha,
+        cell.seed,
+        cell.model,
+        cell.clip,
+        t.weight_decay
     )
 }
 
@@ -95,7 +107,8 @@ fn fit_reference(cfg: &RunConfig, split: &Split, clip: f64, lambda: f64) -> Resu
     let planted = collective::plant(&split.train, &cfg.collectives, cfg.seed).map_err(|e| e.to_string())?;
     let xs = rows_with_bias(&planted.train.x);
     let ys = labels(&planted.train.y);
-    let fit = reference::fit_two_class_reference(&xs, &ys, lambda, clip, REFERENCE_TOL, REFERENCE_MAX_ITER).map_err(|e| e.to_string())?;
+    let fit = reference::fit_two_class_reference(&xs, &ys, lambda, clip, REFERENCE_TOL, REFERENCE_MAX_ITER)
+        .map_err(|e| e.to_string())?;
     let model = ConvexModel::Softmax { classes: 2 };
     Ok(Reference {
         smoothness: reference::softmax_smoothness_bound(&xs),
@@ -107,19 +120,29 @@ fn fit_reference(cfg: &RunConfig, split: &Split, clip: f64, lambda: f64) -> Resu
 
 /// Θ₀ = [W | b] of the model the run started from (same seed, same init stream), 2×(d+1).
 fn initial_theta(cfg: &RunConfig, split: &Split) -> Result<Vec<f64>, String> {
-    let m = Model::new(&cfg.model, &split.train.example_shape(), 2, cfg.seed, Device::Cpu).map_err(|e| e.to_string())?;
+    let m = Model::new(&cfg.model, &split.train.example_shape(), 2, cfg.seed, Device::Cpu)
+        .map_err(|e| e.to_string())?;
     let p = m.parameters();
     if p.len() != 2 {
         return Err("softmax model: expected one linear layer (weight, bias)".into());
     }
-    let w: Vec<f64> = Vec::try_from(&p[0].detach().to_kind(Kind::Double).contiguous().view([-1])).map_err(|e: tch::TchError| e.to_string())?;
-    let b: Vec<f64> = Vec::try_from(&p[1].detach().to_kind(Kind::Double).contiguous().view([-1])).map_err(|e: tch::TchError| e.to_string())?;
+    let w: Vec<f64> = Vec::try_from(&p[0].detach().to_kind(Kind::Double).contiguous().view([-1]))
+        .map_err(|e: tch::TchError| e.to_string())?;
+    let b: Vec<f64> = Vec::try_from(&p[1].detach().to_kind(Kind::Double).contiguous().view([-1]))
+        .map_err(|e: tch::TchError| e.to_string())?;
     let d = w.len() / 2;
-    Ok((0..2).flat_map(|c| w[c * d..(c + 1) * d].iter().copied().chain(std::iter::once(b[c])).collect::<Vec<_>>()).collect())
+    Ok((0..2)
+        .flat_map(|c| w[c * d..(c + 1) * d].iter().copied().chain(std::iter::once(b[c])).collect::<Vec<_>>())
+        .collect())
 }
 
 /// The bound for a qualifying cell, after its run `rec`.
-pub fn bound_for(cell: &Cell, cfg: &RunConfig, split: &Split, rec: &RunRecord) -> Result<MomentBound, String> {
+pub fn bound_for(
+    cell: &Cell,
+    cfg: &RunConfig,
+    split: &Split,
+    rec: &RunRecord,
+) -> Result<MomentBound, String> {
     let dp = rec.dp.as_ref().ok_or("not a DP run")?;
     let clip = dp.max_grad_norm;
     let lambda = cell.train.weight_decay;

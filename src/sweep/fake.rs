@@ -29,17 +29,12 @@ impl std::str::FromStr for FakeRunner {
             let (k, v) = part
                 .split_once(':')
                 .ok_or_else(|| format!("{FAKE_RUNNER_ENV}: `{part}`: expected key:value"))?;
-            let n: u64 = v
-                .parse()
-                .map_err(|_| format!("{FAKE_RUNNER_ENV}: `{part}`: `{v}` is not an integer"))?;
+            let n: u64 =
+                v.parse().map_err(|_| format!("{FAKE_RUNNER_ENV}: `{part}`: `{v}` is not an integer"))?;
             match k {
                 "sleep-ms" => f.sleep_ms = n,
                 "fail-seed" => f.fail_seed = Some(n),
-                _ => {
-                    return Err(format!(
-                        "{FAKE_RUNNER_ENV}: unknown option `{k}` (sleep-ms, fail-seed)"
-                    ))
-                }
+                _ => return Err(format!("{FAKE_RUNNER_ENV}: unknown option `{k}` (sleep-ms, fail-seed)")),
             }
         }
         Ok(f)
@@ -117,13 +112,7 @@ mod tests {
     #[test]
     fn parses_options() {
         let f: FakeRunner = "sleep-ms:50,fail-seed:2".parse().unwrap();
-        assert_eq!(
-            f,
-            FakeRunner {
-                sleep_ms: 50,
-                fail_seed: Some(2)
-            }
-        );
+        assert_eq!(f, FakeRunner { sleep_ms: 50, fail_seed: Some(2) });
         assert_eq!("1".parse::<FakeRunner>().unwrap(), FakeRunner::default());
         assert!("sleep:1".parse::<FakeRunner>().is_err());
     }

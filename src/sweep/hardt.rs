@@ -62,11 +62,17 @@ fn temperature(z: &Tensor, y: &Tensor) -> f64 {
 
 /// Δ̂: the calibrated clean model's mean gap max_y p(y|x) − p(y*|x) over the clean training points
 /// on the signal set; `None` when there are none (ξ̂ = 0) or the trigger is additive.
-pub fn delta_hat(clean: &Model, device: Device, split: &Split, spec: &CollectiveSpec) -> Result<Option<f64>, String> {
+pub fn delta_hat(
+    clean: &Model,
+    device: Device,
+    split: &Split,
+    spec: &CollectiveSpec,
+) -> Result<Option<f64>, String> {
     if spec.trigger.is_additive() {
         return Ok(None);
     }
-    let mask = collective::on_signal_set(&split.train, &spec.trigger, XI_TOLERANCE).map_err(|e| e.to_string())?;
+    let mask =
+        collective::on_signal_set(&split.train, &spec.trigger, XI_TOLERANCE).map_err(|e| e.to_string())?;
     let idx = mask.nonzero().squeeze_dim(1);
     if idx.size()[0] == 0 {
         return Ok(None);
@@ -89,16 +95,37 @@ fn noise_parts(spec: &CollectiveSpec, nu: f64) -> (f64, f64) {
 
 /// Hardt et al.'s bound at collective fraction `alpha` with deviator share `nu` (the
 /// coordination-noise mixture of [`multi::noise_bound`]), gap `delta`, ξ, and TV term ε.
-pub fn bound(spec: &CollectiveSpec, alpha: f64, nu: f64, delta: f64, xi: f64, eps: f64) -> Result<f64, String> {
+pub fn bound(
+    spec: &CollectiveSpec,
+    alpha: f64,
+    nu: f64,
+    delta: f64,
+    xi: f64,
+    eps: f64,
+) -> Result<f64, String> {
     let (nu_l, nu_t) = noise_parts(spec, nu);
-    let n = multi::CoordinationNoise { alpha, nu_wrong_label: nu_l, nu_wrong_trigger: nu_t, wrong_label_overlap: 1.0, delta_gap: delta, xi };
+    let n = multi::CoordinationNoise {
+        alpha,
+        nu_wrong_label: nu_l,
+        nu_wrong_trigger: nu_t,
+        wrong_label_overlap: 1.0,
+        delta_gap: delta,
+        xi,
+    };
     let sub = if eps > 0.0 { hb::Suboptimality::TotalVariation(eps) } else { hb::Suboptimality::None };
     multi::noise_bound(&n, sub).map(|b| b.value).map_err(|e| e.to_string())
 }
 
 /// ε̂_TV: the smallest ε with [`bound`] ≤ `success` (0 when the Bayes-optimal bound already holds),
 /// by bisection on the non-increasing bound.
-pub fn implied_tv(spec: &CollectiveSpec, alpha: f64, nu: f64, delta: f64, xi: f64, success: f64) -> Result<f64, String> {
+pub fn implied_tv(
+    spec: &CollectiveSpec,
+    alpha: f64,
+    nu: f64,
+    delta: f64,
+    xi: f64,
+    success: f64,
+) -> Result<f64, String> {
     if bound(spec, alpha, nu, delta, xi, 0.0)? <= success {
         return Ok(0.0);
     }
@@ -121,7 +148,8 @@ mod tests {
 
     #[test]
     fn implied_tv_inverts_the_bound() {
-        let spec = CollectiveSpec::from_str("trigger=patch:size=3:pos=br:value=1,target=0,alpha=0.1").unwrap();
+        let spec =
+            CollectiveSpec::from_str("trigger=patch:size=3:pos=br:value=1,target=0,alpha=0.1").unwrap();
         // ξ = 0: the Bayes-optimal bound is 1; the TV term 2ε/α must bring it down to the success.
         let e = implied_tv(&spec, 0.1, 0.0, 1.0, 0.0, 0.6).unwrap();
         assert!((e - 0.02).abs() < 1e-9, "{e}");
@@ -142,7 +170,13 @@ mod tests {
             let e: Vec<f64> = r.iter().map(|v| v.exp()).collect();
             let s: f64 = e.iter().sum();
             let x: f64 = rng.random::<f64>() * s;
-            let lab = if x < e[0] { 0 } else if x < e[0] + e[1] { 1 } else { 2 };
+            let lab = if x < e[0] {
+                0
+            } else if x < e[0] + e[1] {
+                1
+            } else {
+                2
+            };
             u.extend(r);
             y.push(lab as i64);
         }

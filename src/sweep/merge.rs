@@ -38,10 +38,7 @@ pub fn merge_rows(sources: &[(String, Vec<ResultRow>)]) -> Result<Vec<ResultRow>
             }
         }
     }
-    Ok(order
-        .into_iter()
-        .filter_map(|h| chosen.remove(&h).map(|(_, r)| r))
-        .collect())
+    Ok(order.into_iter().filter_map(|h| chosen.remove(&h).map(|(_, r)| r)).collect())
 }
 
 /// Reads and merges results files.
@@ -55,17 +52,12 @@ pub fn merge_files(inputs: &[PathBuf]) -> Result<Vec<ResultRow>, SweepError> {
 
 /// Writes rows as a complete results file, atomically (temporary file, fsync, rename).
 pub fn write_results(path: &Path, rows: &[ResultRow]) -> Result<(), SweepError> {
-    let io = |source| SweepError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| SweepError::Io { path: path.to_path_buf(), source };
     let mut buf = ResultRow::header().join(",").into_bytes();
     buf.push(b'\n');
     for r in rows {
-        let line = r.to_csv_line().map_err(|message| SweepError::Store {
-            path: path.to_path_buf(),
-            message,
-        })?;
+        let line =
+            r.to_csv_line().map_err(|message| SweepError::Store { path: path.to_path_buf(), message })?;
         buf.extend_from_slice(&line);
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -111,10 +103,7 @@ batch_size = 8
 lr = 0.1
 "#;
         let s = SweepSpec::from_toml_str(text, Path::new("m.toml")).unwrap();
-        s.cells()
-            .iter()
-            .map(|c| FakeRunner::default().run(c).unwrap())
-            .collect()
+        s.cells().iter().map(|c| FakeRunner::default().run(c).unwrap()).collect()
     }
 
     #[test]

@@ -33,23 +33,13 @@ pub enum SweepError {
     Parse { path: PathBuf, message: String },
     /// A value that parses but is not allowed (empty axis, α out of range, ...).
     #[error("{path}:{line}: `{key}`: {message}")]
-    Invalid {
-        path: PathBuf,
-        key: String,
-        line: usize,
-        message: String,
-    },
+    Invalid { path: PathBuf, key: String, line: usize, message: String },
     /// A results file that cannot be read as this schema.
     #[error("{path}: {message}")]
     Store { path: PathBuf, message: String },
     /// Two result files disagree on the same cell.
     #[error("conflicting rows for config_hash {hash}: {first} vs {second}: {what}")]
-    Conflict {
-        hash: String,
-        first: String,
-        second: String,
-        what: String,
-    },
+    Conflict { hash: String, first: String, second: String, what: String },
     #[error("--shard {value}: {message}")]
     Shard { value: String, message: String },
     #[error("{0}")]

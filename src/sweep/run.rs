@@ -26,12 +26,7 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions {
-            jobs: 1,
-            torch_threads: None,
-            shard: None,
-            progress: false,
-        }
+        RunOptions { jobs: 1, torch_threads: None, shard: None, progress: false }
     }
 }
 
@@ -39,9 +34,7 @@ impl RunOptions {
     /// The torch threads each worker gets: the explicit value, else cores / jobs (at least 1).
     pub fn threads_per_worker(&self) -> i32 {
         self.torch_threads.unwrap_or_else(|| {
-            let cores = std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1);
+            let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
             (cores / self.jobs.max(1)).max(1) as i32
         })
     }
@@ -64,13 +57,8 @@ pub struct SweepSummary {
 
 /// Parses `--shard i/n` (1 ≤ i ≤ n).
 pub fn parse_shard(s: &str) -> Result<(usize, usize), SweepError> {
-    let bad = |message: &str| SweepError::Shard {
-        value: s.to_string(),
-        message: message.to_string(),
-    };
-    let (i, n) = s
-        .split_once('/')
-        .ok_or_else(|| bad("expected i/n, e.g. 1/4"))?;
+    let bad = |message: &str| SweepError::Shard { value: s.to_string(), message: message.to_string() };
+    let (i, n) = s.split_once('/').ok_or_else(|| bad("expected i/n, e.g. 1/4"))?;
     let i: usize = i.trim().parse().map_err(|_| bad("i is not a positive integer"))?;
     let n: usize = n.trim().parse().map_err(|_| bad("n is not a positive integer"))?;
     if n == 0 || i == 0 || i > n {
@@ -83,12 +71,9 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize), SweepError> {
 pub fn shard_cells(cells: Vec<Cell>, shard: Option<(usize, usize)>) -> Vec<Cell> {
     match shard {
         None => cells,
-        Some((i, n)) => cells
-            .into_iter()
-            .enumerate()
-            .filter(|(k, _)| k % n == i - 1)
-            .map(|(_, c)| c)
-            .collect(),
+        Some((i, n)) => {
+            cells.into_iter().enumerate().filter(|(k, _)| k % n == i - 1).map(|(_, c)| c).collect()
+        }
     }
 }
 
@@ -104,10 +89,7 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs one cell through `runner`, turning an error or a panic into a failed row, and making
 /// sure the config columns and hash are the cell's own.
-pub fn run_one(
-    cell: &Cell,
-    runner: &(dyn Fn(&Cell) -> Result<ResultRow, String> + Sync),
-) -> ResultRow {
+pub fn run_one(cell: &Cell, runner: &(dyn Fn(&Cell) -> Result<ResultRow, String> + Sync)) -> ResultRow {
     let t0 = Instant::now();
     let result = catch_unwind(AssertUnwindSafe(|| runner(cell)))
         .unwrap_or_else(|p| Err(format!("panic: {}", panic_message(p.as_ref()))));
@@ -169,10 +151,7 @@ pub fn run_sweep(
     let mine = shard_cells(all, opts.shard);
     let shard_cells = mine.len();
     let done = store.done_hashes();
-    let todo: Vec<Cell> = mine
-        .into_iter()
-        .filter(|c| !done.contains(&c.config_hash()))
-        .collect();
+    let todo: Vec<Cell> = mine.into_iter().filter(|c| !done.contains(&c.config_hash())).collect();
     let skipped = shard_cells - todo.len();
 
     let threads = opts.threads_per_worker();
@@ -268,10 +247,8 @@ lr = 0.1
     #[test]
     fn shards_partition_the_grid() {
         let cells = spec().cells();
-        let mut union: Vec<String> = (1..=4)
-            .flat_map(|i| shard_cells(cells.clone(), Some((i, 4))))
-            .map(|c| c.config_hash())
-            .collect();
+        let mut union: Vec<String> =
+            (1..=4).flat_map(|i| shard_cells(cells.clone(), Some((i, 4)))).map(|c| c.config_hash()).collect();
         union.sort();
         let mut all: Vec<String> = cells.iter().map(|c| c.config_hash()).collect();
         all.sort();
@@ -284,14 +261,8 @@ lr = 0.1
         let store = ResultStore::open(dir.path().join("r.csv")).unwrap();
         let s = spec();
         let n = s.cells().len();
-        let failing = FakeRunner {
-            sleep_ms: 0,
-            fail_seed: Some(1),
-        };
-        let opts = RunOptions {
-            jobs: 3,
-            ..Default::default()
-        };
+        let failing = FakeRunner { sleep_ms: 0, fail_seed: Some(1) };
+        let opts = RunOptions { jobs: 3, ..Default::default() };
         let sum = run_sweep(&s, &store, &opts, &|c| failing.run(c)).unwrap();
         assert_eq!((sum.ran, sum.failed, sum.skipped), (n, n / 2, 0));
         let ok = FakeRunner::default();

@@ -254,13 +254,10 @@ impl FromStr for Privacy {
         if t == "none" || t == "non-private" {
             return Ok(Privacy::NonPrivate);
         }
-        let (key, val) = t.split_once('=').ok_or_else(|| {
-            format!("privacy `{s}`: expected `none`, `eps=<ε>` or `sigma=<σ>`")
-        })?;
-        let x: f64 = val
-            .trim()
-            .parse()
-            .map_err(|_| format!("privacy `{s}`: `{val}` is not a number"))?;
+        let (key, val) = t
+            .split_once('=')
+            .ok_or_else(|| format!("privacy `{s}`: expected `none`, `eps=<ε>` or `sigma=<σ>`"))?;
+        let x: f64 = val.trim().parse().map_err(|_| format!("privacy `{s}`: `{val}` is not a number"))?;
         match key.trim() {
             "eps" | "epsilon" => {
                 if x.is_finite() && x > 0.0 {
@@ -276,9 +273,7 @@ impl FromStr for Privacy {
                     Err(format!("privacy `{s}`: σ must be finite and ≥ 0"))
                 }
             }
-            k => Err(format!(
-                "privacy `{s}`: unknown key `{k}`, expected `eps` or `sigma`"
-            )),
+            k => Err(format!("privacy `{s}`: unknown key `{k}`, expected `eps` or `sigma`")),
         }
     }
 }
@@ -305,10 +300,7 @@ impl<'de> Deserialize<'de> for CollectiveCell {
                 write!(f, "a collective spec string or a table {{ name = \"..\", spec = \"..\" }}")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<CollectiveCell, E> {
-                Ok(CollectiveCell {
-                    name: s.to_string(),
-                    spec: s.to_string(),
-                })
+                Ok(CollectiveCell { name: s.to_string(), spec: s.to_string() })
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<CollectiveCell, A::Error> {
                 let (mut name, mut spec): (Option<String>, Option<String>) = (None, None);
@@ -320,10 +312,7 @@ impl<'de> Deserialize<'de> for CollectiveCell {
                     }
                 }
                 let spec = spec.ok_or_else(|| de::Error::missing_field("spec"))?;
-                Ok(CollectiveCell {
-                    name: name.unwrap_or_else(|| spec.clone()),
-                    spec,
-                })
+                Ok(CollectiveCell { name: name.unwrap_or_else(|| spec.clone()), spec })
             }
         }
         d.deserialize_any(V)
@@ -353,11 +342,7 @@ struct RawGrid {
 
 /// 1-based line of a byte offset.
 fn line_at(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 /// The line of `key = ...` inside `[section]` (for values without spans); else the section's.
@@ -388,10 +373,8 @@ impl SweepSpec {
     /// Reads and validates a spec file; errors name the file, the key and its line.
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, SweepError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| SweepError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SweepError::Io { path: path.to_path_buf(), source })?;
         Self::from_toml_str(&text, path)
     }
 
@@ -411,9 +394,7 @@ impl SweepSpec {
 
         let name = raw.name.get_ref().trim().to_string();
         if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             || name.starts_with('.')
         {
             return Err(invalid(
@@ -470,18 +451,10 @@ impl SweepSpec {
         }
         for &a in g.alpha.get_ref() {
             if !(a.is_finite() && (0.0..1.0).contains(&a)) {
-                return Err(invalid(
-                    "grid.alpha",
-                    line(g.alpha.span()),
-                    format!("{a} is outside [0, 1)"),
-                ));
+                return Err(invalid("grid.alpha", line(g.alpha.span()), format!("{a} is outside [0, 1)")));
             }
         }
-        let needs_clip = g
-            .privacy
-            .get_ref()
-            .iter()
-            .any(|p| !matches!(p, Privacy::NonPrivate));
+        let needs_clip = g.privacy.get_ref().iter().any(|p| !matches!(p, Privacy::NonPrivate));
         let clip = match &g.clip {
             Some(c) => {
                 if c.get_ref().is_empty() {
@@ -513,10 +486,7 @@ impl SweepSpec {
         };
         // Duplicates would silently run a cell twice under one hash.
         fn dup<T: PartialEq + fmt::Debug>(v: &[T]) -> Option<&T> {
-            v.iter()
-                .enumerate()
-                .find(|(i, x)| v[..*i].contains(x))
-                .map(|(_, x)| x)
+            v.iter().enumerate().find(|(i, x)| v[..*i].contains(x)).map(|(_, x)| x)
         }
         macro_rules! nodup {
             ($key:expr, $vals:expr, $span:expr) => {
@@ -555,19 +525,23 @@ impl SweepSpec {
             ));
         }
         if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
-            return Err(invalid("train.weight_decay", tl("weight_decay"), format!("{} must be finite and ≥ 0", t.weight_decay)));
+            return Err(invalid(
+                "train.weight_decay",
+                tl("weight_decay"),
+                format!("{} must be finite and ≥ 0", t.weight_decay),
+            ));
         }
         if let Some(c) = t.one_vs_rest {
             if c < 0 {
-                return Err(invalid("train.one_vs_rest", tl("one_vs_rest"), format!("{c} is not a class label (≥ 0)")));
+                return Err(invalid(
+                    "train.one_vs_rest",
+                    tl("one_vs_rest"),
+                    format!("{c} is not a class label (≥ 0)"),
+                ));
             }
         }
         if !(t.delta > 0.0 && t.delta < 1.0) {
-            return Err(invalid(
-                "train.delta",
-                tl("delta"),
-                format!("{} is outside (0, 1)", t.delta),
-            ));
+            return Err(invalid("train.delta", tl("delta"), format!("{} is outside (0, 1)", t.delta)));
         }
         for (key, v) in [
             ("max_physical_batch", t.max_physical_batch),
@@ -578,7 +552,9 @@ impl SweepSpec {
                 return Err(invalid(&format!("train.{key}"), tl(key), "must be ≥ 1".into()));
             }
         }
-        if t.input_norm == crate::train::fit::InputNorm::Fit && g.privacy.get_ref().iter().any(|p| *p != Privacy::NonPrivate) {
+        if t.input_norm == crate::train::fit::InputNorm::Fit
+            && g.privacy.get_ref().iter().any(|p| *p != Privacy::NonPrivate)
+        {
             return Err(invalid(
                 "train.input_norm",
                 tl("input_norm"),
@@ -627,7 +603,10 @@ impl SweepSpec {
                     .iter()
                     .filter_map(|k| k.to_possible_value().map(|v| v.get_name().to_string()))
                     .collect();
-                return Err(invalid("model", format!("unknown model `{m}`; expected one of: {}", names.join(", "))));
+                return Err(invalid(
+                    "model",
+                    format!("unknown model `{m}`; expected one of: {}", names.join(", ")),
+                ));
             }
         }
         for c in &self.grid.collectives {
@@ -748,10 +727,8 @@ lr = 0.5
         renamed.sweep = "other".into();
         renamed.collective.name = "label".into();
         assert_eq!(renamed.config_hash(), c.config_hash());
-        let reordered = SPEC.replace(
-            "epochs = 2\nbatch_size = 64\nlr = 0.5",
-            "lr = 0.5\nbatch_size = 64\nepochs = 2",
-        );
+        let reordered =
+            SPEC.replace("epochs = 2\nbatch_size = 64\nlr = 0.5", "lr = 0.5\nbatch_size = 64\nepochs = 2");
         assert_ne!(reordered, SPEC);
         assert_eq!(parse(&reordered).unwrap().cells()[0].config_hash(), c.config_hash());
     }
@@ -797,16 +774,26 @@ lr = 0.5
     #[test]
     fn weight_decay_and_one_vs_rest_enter_the_hash_only_when_set() {
         let base = parse(SPEC).unwrap().cells()[0].config_hash();
-        assert_eq!(parse(&SPEC.replace("lr = 0.5", "lr = 0.5\nweight_decay = 0.0")).unwrap().cells()[0].config_hash(), base);
-        assert_ne!(parse(&SPEC.replace("lr = 0.5", "lr = 0.5\nweight_decay = 0.05")).unwrap().cells()[0].config_hash(), base);
-        assert_ne!(parse(&SPEC.replace("lr = 0.5", "lr = 0.5\none_vs_rest = 0")).unwrap().cells()[0].config_hash(), base);
+        assert_eq!(
+            parse(&SPEC.replace("lr = 0.5", "lr = 0.5\nweight_decay = 0.0")).unwrap().cells()[0]
+                .config_hash(),
+            base
+        );
+        assert_ne!(
+            parse(&SPEC.replace("lr = 0.5", "lr = 0.5\nweight_decay = 0.05")).unwrap().cells()[0]
+                .config_hash(),
+            base
+        );
+        assert_ne!(
+            parse(&SPEC.replace("lr = 0.5", "lr = 0.5\none_vs_rest = 0")).unwrap().cells()[0].config_hash(),
+            base
+        );
     }
 
     #[test]
     fn non_private_only_needs_no_clip() {
-        let s = SPEC
-            .replace("clip = [1.0, 5.0]\n", "")
-            .replace(r#"["none", "eps=1", "sigma=0"]"#, r#"["none"]"#);
+        let s =
+            SPEC.replace("clip = [1.0, 5.0]\n", "").replace(r#"["none", "eps=1", "sigma=0"]"#, r#"["none"]"#);
         let s = parse(&s).unwrap();
         assert!(s.grid.clip.is_empty());
         assert_eq!(s.cells().len(), 2 * 3 * 2);

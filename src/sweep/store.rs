@@ -246,12 +246,7 @@ impl ResultRow {
         let _ = w.serialize(&dummy);
         let bytes = w.into_inner().unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
-        text.lines()
-            .next()
-            .unwrap_or("")
-            .split(',')
-            .map(str::to_string)
-            .collect()
+        text.lines().next().unwrap_or("").split(',').map(str::to_string).collect()
     }
 
     /// The row as one CSV line ending in `\n` (no header).
@@ -293,9 +288,7 @@ impl ResultRow {
 }
 
 fn csv_fields(line: &str) -> Vec<String> {
-    let mut r = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_reader(line.as_bytes());
+    let mut r = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
     r.records()
         .next()
         .and_then(|x| x.ok())
@@ -305,11 +298,7 @@ fn csv_fields(line: &str) -> Vec<String> {
 
 /// Collapses newlines and control characters so that every row is exactly one line.
 fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_string()
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().trim().to_string()
 }
 
 /// Kebab-case names of the train enums, as written in the spec.
@@ -338,15 +327,9 @@ fn read_rows(path: &Path, bytes: &[u8], repair: bool) -> Result<(Vec<ResultRow>,
 /// [`read_rows`], plus the schema version of the file's header (1, 2 or [`SCHEMA_VERSION`]).
 type ReadRows = ((Vec<ResultRow>, Option<u64>), u32);
 fn read_rows_versioned(path: &Path, bytes: &[u8], repair: bool) -> Result<ReadRows, SweepError> {
-    let store_err = |message: String| SweepError::Store {
-        path: path.to_path_buf(),
-        message,
-    };
+    let store_err = |message: String| SweepError::Store { path: path.to_path_buf(), message };
     let expected = ResultRow::header();
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(bytes);
+    let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
     let header: Vec<String> = rdr
         .headers()
         .map_err(|e| store_err(format!("cannot read the header: {e}")))?
@@ -409,11 +392,7 @@ fn read_rows_versioned(path: &Path, bytes: &[u8], repair: bool) -> Result<ReadRo
             }
             Err(e) => (None, Some(e.to_string())),
         };
-        let line = rec
-            .as_ref()
-            .and_then(|r| r.position())
-            .map(|p| p.line())
-            .unwrap_or(0);
+        let line = rec.as_ref().and_then(|r| r.position()).map(|p| p.line()).unwrap_or(0);
         let parsed = match (&rec, &bad) {
             (Some(r), None) => match r.deserialize::<ResultRow>(Some(&headers)) {
                 Ok(row) if (1..=SCHEMA_VERSION).contains(&row.schema_version) => Ok(row),
@@ -431,7 +410,8 @@ fn read_rows_versioned(path: &Path, bytes: &[u8], repair: bool) -> Result<ReadRo
                     .and_then(|r| r.position())
                     .map(|p| p.byte())
                     .unwrap_or_else(|| last_line_start(bytes));
-                let action = if repair { "truncating the file to its last complete line" } else { "skipping it" };
+                let action =
+                    if repair { "truncating the file to its last complete line" } else { "skipping it" };
                 eprintln!("warning: {}: line {line}: torn last row ({msg}); {action}", path.display());
                 truncate_at = Some(offset);
             }
@@ -443,25 +423,14 @@ fn read_rows_versioned(path: &Path, bytes: &[u8], repair: bool) -> Result<ReadRo
 
 /// Byte offset just after the last `\n` before the end (the start of the last line).
 fn last_line_start(bytes: &[u8]) -> u64 {
-    let end = if bytes.last() == Some(&b'\n') {
-        bytes.len() - 1
-    } else {
-        bytes.len()
-    };
-    bytes[..end]
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map(|p| p as u64 + 1)
-        .unwrap_or(0)
+    let end = if bytes.last() == Some(&b'\n') { bytes.len() - 1 } else { bytes.len() };
+    bytes[..end].iter().rposition(|&b| b == b'\n').map(|p| p as u64 + 1).unwrap_or(0)
 }
 
 /// Reads every row of a results file (read-only; a torn last line is skipped with a warning).
 pub fn read_results(path: impl AsRef<Path>) -> Result<Vec<ResultRow>, SweepError> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| SweepError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| SweepError::Io { path: path.to_path_buf(), source })?;
     Ok(read_rows(path, &bytes, false)?.0)
 }
 
@@ -482,22 +451,12 @@ impl ResultStore {
     /// file of another schema.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, SweepError> {
         let path = path.as_ref().to_path_buf();
-        let io = |source| SweepError::Io {
-            path: path.clone(),
-            source,
-        };
+        let io = |source| SweepError::Io { path: path.clone(), source };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| SweepError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|source| SweepError::Io { path: dir.to_path_buf(), source })?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(io)?;
+        let mut file = OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(io)?;
         let bytes = std::fs::read(&path).map_err(io)?;
         let rows = if bytes.is_empty() {
             let mut line = ResultRow::header().join(",");
@@ -528,15 +487,8 @@ impl ResultStore {
             }
             rows
         };
-        let done = rows
-            .iter()
-            .filter(|r| r.is_ok())
-            .map(|r| r.config_hash.clone())
-            .collect();
-        Ok(ResultStore {
-            path,
-            inner: Mutex::new(Inner { file, rows, done }),
-        })
+        let done = rows.iter().filter(|r| r.is_ok()).map(|r| r.config_hash.clone()).collect();
+        Ok(ResultStore { path, inner: Mutex::new(Inner { file, rows, done }) })
     }
 
     pub fn path(&self) -> &Path {
@@ -568,10 +520,7 @@ impl ResultStore {
             path: self.path.clone(),
             message: format!("cannot serialise row {}: {message}", row.config_hash),
         })?;
-        let io = |source| SweepError::Io {
-            path: self.path.clone(),
-            source,
-        };
+        let io = |source| SweepError::Io { path: self.path.clone(), source };
         let mut inner = self.lock();
         let n = inner.file.write(&line).map_err(io)?;
         if n != line.len() {
@@ -629,9 +578,7 @@ epochs = 1
 batch_size = 8
 lr = 0.1
 "#;
-        SweepSpec::from_toml_str(text, Path::new("x.toml"))
-            .unwrap()
-            .cells()
+        SweepSpec::from_toml_str(text, Path::new("x.toml")).unwrap().cells()
     }
 
     fn row(c: &Cell, s: f64) -> ResultRow {
@@ -702,7 +649,10 @@ lr = 0.1
         std::fs::write(&p, &text).unwrap();
         let rows = read_results(&p).unwrap();
         assert_eq!(rows.len(), 1);
-        assert_eq!((rows[0].lr_schedule.as_str(), rows[0].input_norm.as_str(), rows[0].torch_threads), ("constant", "none", None));
+        assert_eq!(
+            (rows[0].lr_schedule.as_str(), rows[0].input_norm.as_str(), rows[0].torch_threads),
+            ("constant", "none", None)
+        );
         assert_eq!(rows[0].success, Some(0.5));
         let e = ResultStore::open(&p).err().unwrap().to_string();
         assert!(e.contains("v1.csv") && e.contains("schema_version 1") && e.contains("another --out"), "{e}");

@@ -8,8 +8,8 @@
 //!   [`FitOutcome::sample_rate`].
 
 use crate::data::Dataset;
-use crate::dpsgd::{DpError, DpSettings, DpSgd, Optimizer, PoissonSampler};
 pub use crate::dpsgd::OptimizerKind;
+use crate::dpsgd::{DpError, DpSettings, DpSgd, Optimizer, PoissonSampler};
 use crate::models::Model;
 use crate::rng::{self, Stream};
 use rand::seq::SliceRandom;
@@ -74,7 +74,9 @@ impl LrSchedule {
     pub fn lr_at(self, lr: f64, t: u64, total: u64) -> f64 {
         match self {
             LrSchedule::Constant => lr,
-            LrSchedule::Cosine => lr * 0.5 * (1.0 + (std::f64::consts::PI * (t - 1) as f64 / total.max(1) as f64).cos()),
+            LrSchedule::Cosine => {
+                lr * 0.5 * (1.0 + (std::f64::consts::PI * (t - 1) as f64 / total.max(1) as f64).cos())
+            }
         }
     }
 }
@@ -107,7 +109,13 @@ impl std::str::FromStr for InputNorm {
             t => {
                 let (m, sd) = t.split_once('/').ok_or_else(|| format!("{s:?} is not {INPUT_NORM_HELP}"))?;
                 let list = |v: &str| -> Result<Vec<f64>, String> {
-                    v.split(',').map(|x| x.trim().parse::<f64>().map_err(|_| format!("{x:?} in {s:?} is not a number ({INPUT_NORM_HELP})"))).collect()
+                    v.split(',')
+                        .map(|x| {
+                            x.trim()
+                                .parse::<f64>()
+                                .map_err(|_| format!("{x:?} in {s:?} is not a number ({INPUT_NORM_HELP})"))
+                        })
+                        .collect()
                 };
                 Ok(InputNorm::Fixed { mean: list(m)?, std: list(sd)? })
             }
@@ -273,7 +281,10 @@ pub fn fit(
         return Err(FitError::EmptyData);
     }
     if train.example_shape() != model.input_shape {
-        return Err(FitError::ShapeMismatch { model: model.input_shape.clone(), data: train.example_shape() });
+        return Err(FitError::ShapeMismatch {
+            model: model.input_shape.clone(),
+            data: train.example_shape(),
+        });
     }
     let input_norm = match &cfg.input_norm {
         InputNorm::None => None,
@@ -308,14 +319,24 @@ pub fn fit(
                     let y = train.y.index_select(0, &idx).to_device(device);
                     let loss = nonprivate_step(model, &mut opt, &x, &y);
                     losses.push((loss * chunk.len() as f64, chunk.len()));
-                    on_step(&StepInfo { step, total_steps: steps, epoch: step as f64 / per_epoch as f64, loss, batch_size: chunk.len() });
+                    on_step(&StepInfo {
+                        step,
+                        total_steps: steps,
+                        epoch: step as f64 / per_epoch as f64,
+                        loss,
+                        batch_size: chunk.len(),
+                    });
                 }
             }
             per_epoch
         }
         Some(dp) => {
             if cfg.batch_size > nu {
-                return Err(FitError::Invalid { field: "batch_size", value: cfg.batch_size.to_string(), reason: "under DP the expected batch size must not exceed the number of training records" });
+                return Err(FitError::Invalid {
+                    field: "batch_size",
+                    value: cfg.batch_size.to_string(),
+                    reason: "under DP the expected batch size must not exceed the number of training records",
+                });
             }
             let mut sampler = PoissonSampler::new(nu, q, seed)?;
             let mut dpsgd = DpSgd::new(model, dp.clone(), q * n as f64, seed)?;
@@ -329,7 +350,13 @@ pub fn fit(
                 opt.step(&params, dpsgd.grads());
                 let loss = if st.n > 0 { st.loss_sum / st.n as f64 } else { f64::NAN };
                 losses.push((st.loss_sum, st.n));
-                on_step(&StepInfo { step, total_steps: steps, epoch: step as f64 * q, loss, batch_size: st.n });
+                on_step(&StepInfo {
+                    step,
+                    total_steps: steps,
+                    epoch: step as f64 * q,
+                    loss,
+                    batch_size: st.n,
+                });
             }
             (1.0 / q).ceil() as u64
         }
@@ -390,11 +417,14 @@ mod tests {
 
     #[test]
     fn fitted_standardisation_is_applied_inside_the_model_and_recorded() {
-        let x = (Tensor::arange(40 * 144, (Kind::Float, Device::Cpu)).remainder(17.0) / 40.0 + 0.2).reshape([40, 1, 12, 12]);
+        let x = (Tensor::arange(40 * 144, (Kind::Float, Device::Cpu)).remainder(17.0) / 40.0 + 0.2)
+            .reshape([40, 1, 12, 12]);
         let y = Tensor::arange(40, (Kind::Int64, Device::Cpu)).remainder(2);
         let data = Dataset { x: x.shallow_clone(), y, num_classes: 2 };
-        let mut model = Model::new(&crate::models::ModelKind::Softmax, &[1, 12, 12], 2, Some(1), Device::Cpu).unwrap();
-        let cfg = FitConfig { epochs: 1.0, batch_size: 40, input_norm: InputNorm::Fit, ..FitConfig::default() };
+        let mut model =
+            Model::new(&crate::models::ModelKind::Softmax, &[1, 12, 12], 2, Some(1), Device::Cpu).unwrap();
+        let cfg =
+            FitConfig { epochs: 1.0, batch_size: 40, input_norm: InputNorm::Fit, ..FitConfig::default() };
         let out = fit(&mut model, &data, &cfg, Some(1), Device::Cpu, &mut |_| {}).unwrap();
         let (m, s) = out.input_norm.expect("recorded");
         assert!((m[0] - x.mean(Kind::Double).double_value(&[])).abs() < 1e-6);

@@ -156,14 +156,26 @@ impl RunConfig {
     /// Reject δ ∉ (0, 1), ε ≤ 0, a target ε without DP, before anything is loaded.
     pub fn check(&self) -> Result<(), TrainError> {
         if !(self.delta > 0.0 && self.delta < 1.0) {
-            return Err(TrainError::Invalid { field: "delta", value: self.delta.to_string(), reason: "must be in (0, 1)" });
+            return Err(TrainError::Invalid {
+                field: "delta",
+                value: self.delta.to_string(),
+                reason: "must be in (0, 1)",
+            });
         }
         if let Some(e) = self.target_epsilon {
             if !(e.is_finite() && e > 0.0) {
-                return Err(TrainError::Invalid { field: "target_epsilon", value: e.to_string(), reason: "must be finite and > 0" });
+                return Err(TrainError::Invalid {
+                    field: "target_epsilon",
+                    value: e.to_string(),
+                    reason: "must be finite and > 0",
+                });
             }
             if self.fit.dp.is_none() {
-                return Err(TrainError::Invalid { field: "target_epsilon", value: e.to_string(), reason: "needs DP training (--dp)" });
+                return Err(TrainError::Invalid {
+                    field: "target_epsilon",
+                    value: e.to_string(),
+                    reason: "needs DP training (--dp)",
+                });
             }
         }
         // With a target ε, σ is not known until calibration: check the rest.
@@ -178,7 +190,13 @@ impl RunConfig {
 
 /// `per_batch(logits)` for `x` in evaluation batches on `device`, concatenated on the CPU
 /// (`[0]` of `empty` when `x` is empty).
-fn eval_batches(model: &Model, x: &Tensor, device: Device, empty: tch::Kind, per_batch: impl Fn(Tensor) -> Tensor) -> Tensor {
+fn eval_batches(
+    model: &Model,
+    x: &Tensor,
+    device: Device,
+    empty: tch::Kind,
+    per_batch: impl Fn(Tensor) -> Tensor,
+) -> Tensor {
     let n = x.size()[0];
     let mut parts = Vec::new();
     let mut start = 0;
@@ -213,7 +231,12 @@ pub fn accuracy(model: &Model, test: &Dataset, device: Device) -> Rate {
 }
 
 /// ε by both accountants (and μ) for T steps at rate q and noise σ.
-pub fn account(q: f64, sigma: f64, steps: u64, delta: f64) -> Result<(f64, Option<f64>, f64, f64), TrainError> {
+pub fn account(
+    q: f64,
+    sigma: f64,
+    steps: u64,
+    delta: f64,
+) -> Result<(f64, Option<f64>, f64, f64), TrainError> {
     let phases = [Phase { q, sigma, steps }];
     let rdp = accountant::epsilon(Method::Rdp, &phases, delta)?;
     let pld = accountant::epsilon(Method::Pld, &phases, delta)?;
@@ -221,7 +244,11 @@ pub fn account(q: f64, sigma: f64, steps: u64, delta: f64) -> Result<(f64, Optio
 }
 
 /// Execute a run on an already loaded split (sweeps load once and reuse).
-pub fn execute_on(cfg: &RunConfig, split: &Split, progress: &mut dyn Progress) -> Result<RunRecord, TrainError> {
+pub fn execute_on(
+    cfg: &RunConfig,
+    split: &Split,
+    progress: &mut dyn Progress,
+) -> Result<RunRecord, TrainError> {
     Ok(train_on(cfg, split, progress)?.record)
 }
 
@@ -234,7 +261,11 @@ pub struct Trained {
 
 impl Trained {
     /// Success of collectives' triggers on this model (e.g. the no-collective baseline S₀).
-    pub fn measure(&self, test: &Dataset, specs: &[CollectiveSpec]) -> Result<MultiSuccessReport, TrainError> {
+    pub fn measure(
+        &self,
+        test: &Dataset,
+        specs: &[CollectiveSpec],
+    ) -> Result<MultiSuccessReport, TrainError> {
         let pred = |x: &Tensor| predict(&self.model, x, self.device);
         Ok(collective::success_many(&pred, test, specs)?)
     }
@@ -246,10 +277,18 @@ pub fn train_on(cfg: &RunConfig, split: &Split, progress: &mut dyn Progress) -> 
     cfg.check()?;
     // An empty part would divide by zero below (train) or report a NaN accuracy (test).
     if split.train.is_empty() {
-        return Err(TrainError::Invalid { field: "training set", value: "0 examples".into(), reason: "is empty (check --train-limit / train_subset and the data)" });
+        return Err(TrainError::Invalid {
+            field: "training set",
+            value: "0 examples".into(),
+            reason: "is empty (check --train-limit / train_subset and the data)",
+        });
     }
     if split.test.is_empty() {
-        return Err(TrainError::Invalid { field: "test set", value: "0 examples".into(), reason: "is empty (check --test-limit / test_subset and the data)" });
+        return Err(TrainError::Invalid {
+            field: "test set",
+            value: "0 examples".into(),
+            reason: "is empty (check --test-limit / test_subset and the data)",
+        });
     }
     let device = device::resolve(cfg.device)?;
     let mut warnings = Vec::new();
@@ -259,7 +298,12 @@ pub fn train_on(cfg: &RunConfig, split: &Split, progress: &mut dyn Progress) -> 
     let (train, infos) = if cfg.collectives.is_empty() {
         (split.train.shallow_clone(), Vec::new())
     } else {
-        collective::validate_against(&cfg.collectives, &split.train.example_shape(), n, split.train.num_classes)?;
+        collective::validate_against(
+            &cfg.collectives,
+            &split.train.example_shape(),
+            n,
+            split.train.num_classes,
+        )?;
         let planted = collective::plant(&split.train, &cfg.collectives, cfg.seed)?;
         (planted.train, planted.collectives)
     };
@@ -282,12 +326,14 @@ pub fn train_on(cfg: &RunConfig, split: &Split, progress: &mut dyn Progress) -> 
 
     let mut model = Model::new(&cfg.model, &train.example_shape(), train.num_classes, cfg.seed, device)?;
     progress.start(total, fit_cfg.dp.as_ref().map(|d| d.noise_multiplier), q);
-    let outcome: FitOutcome = fit::fit(&mut model, &train, &fit_cfg, cfg.seed, device, &mut |s| progress.step(s))?;
+    let outcome: FitOutcome =
+        fit::fit(&mut model, &train, &fit_cfg, cfg.seed, device, &mut |s| progress.step(s))?;
     progress.finish();
 
     let dp = match &fit_cfg.dp {
         Some(d) => {
-            let (eps_rdp, order, eps_pld, mu) = account(outcome.sample_rate, d.noise_multiplier, outcome.steps, cfg.delta)?;
+            let (eps_rdp, order, eps_pld, mu) =
+                account(outcome.sample_rate, d.noise_multiplier, outcome.steps, cfg.delta)?;
             Some(DpRecord {
                 noise_multiplier: d.noise_multiplier,
                 max_grad_norm: d.max_grad_norm,
