@@ -1,6 +1,6 @@
 # crowdout — every target installs what it needs on first use.
 #   make demo   small end-to-end sweep with its plot
-#   make test   the whole test suite (what CI runs)
+#   make test   the whole test suite (what CI runs); make test-cuda on a GPU machine
 # libtorch comes from the PyTorch wheel on PyPI, kept in a per-user cache keyed by torch and
 # Python version, so a fresh clone reuses it. Set LIBTORCH=/path/to/libtorch to use your own.
 
@@ -16,7 +16,7 @@ CARGO ?= cargo
 BIN := target/release/crowdout
 JOBS ?= 2
 
-.PHONY: all setup venv build test demo bench bench-opacus bench-versus data clean-venv help
+.PHONY: all setup venv build test test-cuda demo bench bench-opacus bench-versus data clean-venv help
 
 all: build
 
@@ -54,8 +54,16 @@ setup: venv
 build: venv
 	$(CARGO) build --release --bins
 
+# fmt and clippy first, then every test; closes with `make-test: P passed, F failed, S skipped`
+# (S: hardware skips, listed, plus #[ignore]d tests). CROWDOUT_REQUIRE=avx512,cuda makes the
+# named hardware skips fail instead.
 test: build
-	$(CARGO) test --release -- --test-threads=$(JOBS)
+	CARGO="$(CARGO)" JOBS=$(JOBS) tests/suite.sh
+
+# On a machine with a GPU: the CUDA variants of the grad-sample, DP-step and noise tests, which
+# must run (a missing GPU fails them instead of skipping).
+test-cuda: build
+	CROWDOUT_REQUIRE=cuda $(CARGO) test --release -- --test-threads=1 cuda
 
 # ---- data ------------------------------------------------------------------------------------
 data: build

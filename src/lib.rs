@@ -12,6 +12,7 @@ pub mod collective;
 pub mod data;
 pub mod device;
 pub mod dpsgd;
+pub mod hardware;
 pub mod malloc;
 pub mod models;
 pub mod parallel;

@@ -7,8 +7,11 @@
 //! the step against 0.6 ms alone, and the kernels after it slowed down too. [`for_each_index`]
 //! therefore runs the loop on the same OpenMP team, through libgomp's `GOMP_parallel` entry point
 //! (the one `#pragma omp parallel` compiles to; GCC ABI `GOMP_4.0`), looked up at run time in the
-//! libgomp that libtorch already loaded. Where there is none (a libtorch built without OpenMP), the
-//! loop runs on rayon's global pool instead. Either way the result must not depend on the thread
+//! libgomp that libtorch already loaded, by symbol *and version* (`dlvsym`: `GOMP_parallel@GOMP_4.0`,
+//! `omp_in_parallel@OMP_1.0`), so the signature we call it with is the one that version defines.
+//! Only on linux-gnu, where that ABI and `dlvsym` are known; elsewhere (macOS, musl, Windows), or
+//! where there is no such libgomp (a libtorch built without OpenMP, or with LLVM's), the loop runs
+//! on rayon's global pool instead. Either way the result must not depend on the thread
 //! count, so callers key their work by index, never by thread.
 
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
@@ -19,8 +22,9 @@ use std::sync::OnceLock;
 type GompParallel = unsafe extern "C" fn(extern "C" fn(*mut c_void), *mut c_void, c_uint, c_uint);
 type OmpInt = unsafe extern "C" fn() -> c_int;
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 extern "C" {
-    fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
+    fn dlvsym(handle: *mut c_void, symbol: *const c_char, version: *const c_char) -> *mut c_void;
 }
 
 /// The libgomp entry points, when the process has them.
@@ -29,20 +33,22 @@ struct Gomp {
     in_parallel: OmpInt,
 }
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn gomp() -> Option<&'static Gomp> {
     static G: OnceLock<Option<Gomp>> = OnceLock::new();
     G.get_or_init(|| {
         // Make sure libtorch (and with it its OpenMP runtime) is loaded before looking.
         let _ = tch::get_num_threads();
-        let find = |name: &CStr| {
-            // SAFETY: RTLD_DEFAULT (a null handle on glibc) searches the loaded objects; `name` is
-            // NUL-terminated.
-            let p = unsafe { dlsym(std::ptr::null_mut(), name.as_ptr()) };
+        let find = |name: &CStr, version: &CStr| {
+            // SAFETY: RTLD_DEFAULT (a null handle on glibc) searches the loaded objects; `name` and
+            // `version` are NUL-terminated.
+            let p = unsafe { dlvsym(std::ptr::null_mut(), name.as_ptr(), version.as_ptr()) };
             (!p.is_null()).then_some(p)
         };
-        let parallel = find(c"GOMP_parallel")?;
-        let in_parallel = find(c"omp_in_parallel")?;
-        // SAFETY: both symbols are libgomp's, with the C signatures above (GOMP_4.0 / OpenMP API).
+        let parallel = find(c"GOMP_parallel", c"GOMP_4.0")?;
+        let in_parallel = find(c"omp_in_parallel", c"OMP_1.0")?;
+        // SAFETY: both are libgomp's symbols of exactly these versions, whose C signatures are
+        // the ones above (GCC libgomp's GOMP_4.0 ABI; the OpenMP 1.0 API).
         unsafe {
             Some(Gomp {
                 parallel: std::mem::transmute::<*mut c_void, GompParallel>(parallel),
@@ -51,6 +57,12 @@ fn gomp() -> Option<&'static Gomp> {
         }
     })
     .as_ref()
+}
+
+/// Not linux-gnu: the signature of whatever OpenMP runtime is loaded is not known here.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn gomp() -> Option<&'static Gomp> {
+    None
 }
 
 /// Whether [`for_each_index`] runs on libtorch's OpenMP team (true) or on rayon (false).
@@ -183,6 +195,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn libtorch_openmp_is_found() {
         // The PyTorch wheel's libtorch uses GNU OpenMP; if this fails, the noise falls back to rayon.
         assert!(uses_openmp());

@@ -65,9 +65,7 @@ mod tests {
 
     #[test]
     fn transposes() {
-        if !has_avx512f() {
-            return;
-        }
+        crate::require!(Avx512f);
         let m: Vec<u32> = (0..256).collect();
         // SAFETY: the CPU has AVX-512F (checked above); every load and store covers 16 u32s of a
         // 256-element buffer.

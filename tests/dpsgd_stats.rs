@@ -67,24 +67,40 @@ fn noise_is_gaussian_with_std_sigma_c() {
     assert!(d < 1.949 / nf.sqrt(), "KS statistic {d}");
 }
 
-#[test]
-fn empty_batch_still_gets_noise_divided_by_expected_batch() {
-    let m = Model::new(&ModelKind::Softmax, &[300], 10, Some(1), Device::Cpu).unwrap();
-    let s = DpSettings { noise_multiplier: 2.0, max_grad_norm: 1.5, ..DpSettings::default() };
-    let l = 40.0;
-    let mut d = DpSgd::new(&m, s, l, Some(2)).unwrap();
-    let st = d.privatise(
-        &m,
-        &Tensor::zeros([0, 300], (Kind::Float, Device::Cpu)),
-        &Tensor::zeros([0], (Kind::Int64, Device::Cpu)),
-    );
-    assert_eq!(st.n, 0);
-    let all = Tensor::cat(&d.grads().iter().map(|g| g.reshape([-1])).collect::<Vec<_>>(), 0);
-    assert_eq!(all.size()[0], 3010);
-    let sd = all.std(true).double_value(&[]);
-    let want = 2.0 * 1.5 / l;
-    assert!((sd - want).abs() < 4.0 * want / (2.0 * 3010f64).sqrt(), "sd {sd} vs {want}");
-}
+// With a zero gradient (an empty Poisson batch), the privatised gradient is exactly the noise
+// σC·ξ/L: draw t's coordinate i equals ((z_i·σC) as f32)·((1/L) as f32) in f32 arithmetic, z_i the
+// seeded standard normals recomputed the plain way (`NoiseSource::reference_normals`), bit for
+// bit. So a wrong σ, C, L or draw number fails, however small the error; on CUDA this also runs
+// the copy of the CPU-drawn noise to the device.
+crowdout::test_device!(
+    fn privatised_zero_gradient_is_exactly_sigma_c_over_l_times_the_seeded_normals(device) {
+        let m = Model::new(&ModelKind::Softmax, &[300], 10, Some(1), device).unwrap();
+        let (sigma, c, l) = (2.0, 1.5, 40.0);
+        let s = DpSettings { noise_multiplier: sigma, max_grad_norm: c, ..DpSettings::default() };
+        let mut d = DpSgd::new(&m, s, l, Some(2)).unwrap();
+        let reference = crowdout::dpsgd::NoiseSource::new(Some(2));
+        let inv_l = (1.0 / l) as f32;
+        for draw in 0..2u64 {
+            let st = d.privatise(
+                &m,
+                &Tensor::zeros([0, 300], (Kind::Float, device)),
+                &Tensor::zeros([0], (Kind::Int64, device)),
+            );
+            assert_eq!(st.n, 0);
+            let all = Tensor::cat(&d.grads().iter().map(|g| g.reshape([-1])).collect::<Vec<_>>(), 0);
+            assert_eq!(all.device(), device);
+            let got = Vec::<f32>::try_from(all.to_device(Device::Cpu)).unwrap();
+            assert_eq!(got.len(), 3010);
+            let want: Vec<f32> = reference
+                .reference_normals(draw, got.len())
+                .iter()
+                .map(|z| ((z * sigma * c) as f32) * inv_l)
+                .collect();
+            let first_diff = got.iter().zip(&want).position(|(a, b)| a.to_bits() != b.to_bits());
+            assert!(first_diff.is_none(), "draw {draw}: coordinate {first_diff:?} differs: {got:?} vs {want:?}");
+        }
+    }
+);
 
 fn synthetic(n: i64, d: i64, seed: u64) -> Dataset {
     let mut r = stream(Some(seed), Stream::Data);
@@ -100,8 +116,9 @@ fn synthetic(n: i64, d: i64, seed: u64) -> Dataset {
     Dataset { x, y, num_classes: 2 }
 }
 
-#[test]
-fn training_reduces_loss_with_and_without_dp() {
+// DP-SGD steps (ghost and materialised clipping, SGD and Adam) on the CPU and on CUDA where present.
+crowdout::test_device!(
+fn training_reduces_loss_with_and_without_dp(device) {
     let data = synthetic(1024, 12, 41);
     for (dp, opt) in [
         (None, OptimizerKind::Sgd),
@@ -125,9 +142,10 @@ fn training_reduces_loss_with_and_without_dp() {
             OptimizerKind::Adam,
         ),
     ] {
-        let mut m = Model::mlp(&[12], &[16], 2, Some(42), Device::Cpu).unwrap();
-        let x0 = m.logits(&data.x);
-        let loss0 = Model::per_example_loss(&x0, &data.y).mean(Kind::Float).double_value(&[]);
+        let mut m = Model::mlp(&[12], &[16], 2, Some(42), device).unwrap();
+        let (xd, yd) = (data.x.to(device), data.y.to(device));
+        let x0 = m.logits(&xd);
+        let loss0 = Model::per_example_loss(&x0, &yd).mean(Kind::Float).double_value(&[]);
         let lr = if opt == OptimizerKind::Adam { 0.02 } else { 0.5 };
         let cfg = FitConfig {
             epochs: 4.0,
@@ -140,8 +158,8 @@ fn training_reduces_loss_with_and_without_dp() {
             ..FitConfig::default()
         };
         let mut seen = 0;
-        let out = fit(&mut m, &data, &cfg, Some(43), Device::Cpu, &mut |_| seen += 1).unwrap();
-        let loss1 = Model::per_example_loss(&m.logits(&data.x), &data.y).mean(Kind::Float).double_value(&[]);
+        let out = fit(&mut m, &data, &cfg, Some(43), device, &mut |_| seen += 1).unwrap();
+        let loss1 = Model::per_example_loss(&m.logits(&xd), &yd).mean(Kind::Float).double_value(&[]);
         assert_eq!(seen as u64, out.steps);
         if dp.is_some() {
             assert_eq!(out.steps, dp_steps(4.0, 0.125));
@@ -153,6 +171,7 @@ fn training_reduces_loss_with_and_without_dp() {
         assert!(loss1 < 0.6 * loss0, "{dp:?} {opt:?}: loss {loss0} → {loss1}");
     }
 }
+);
 
 #[test]
 fn fit_is_reproducible_and_validates() {

@@ -68,13 +68,12 @@ fn check_model(name: &str, model: &Model, x: &Tensor, y: &Tensor) {
     // and the clipped sums of all three modes agree with Σ c_i ∇_i from the oracle.
     let ranges = model.layer_param_ranges();
     let n = x.size()[0];
-    let total_norm =
-        sq_naive.iter().fold(Tensor::zeros([n], (Kind::Float, Device::Cpu)), |a, s| a + s).sqrt();
+    let total_norm = sq_naive.iter().fold(Tensor::zeros([n], (Kind::Float, x.device())), |a, s| a + s).sqrt();
     let median = total_norm.median().double_value(&[]);
     for clipping in [Clipping::Flat, Clipping::PerLayer] {
         let c = median; // about half the examples get clipped
         let f = clip_factors(&sq_naive, c, clipping);
-        let mut clipped_sq = Tensor::zeros([n], (Kind::Float, Device::Cpu));
+        let mut clipped_sq = Tensor::zeros([n], (Kind::Float, x.device()));
         for (r, fl) in ranges.iter().zip(&f) {
             for g in &naive[r.clone()] {
                 let cg = g * fl.view(
@@ -126,43 +125,52 @@ fn check_model(name: &str, model: &Model, x: &Tensor, y: &Tensor) {
     }
 }
 
-#[test]
-fn softmax_regression() {
-    let m = Model::new(&ModelKind::Softmax, &[13], 4, Some(1), Device::Cpu).unwrap();
-    check_model("softmax", &m, &normal(&[6, 13], 2), &labels(6, 4, 3));
-}
+// Each model on the CPU and, where there is one, on CUDA (`<test>::cuda`, an honest skip
+// elsewhere): the same oracle comparisons on the device.
+crowdout::test_device!(
+    fn softmax_regression(device) {
+        let m = Model::new(&ModelKind::Softmax, &[13], 4, Some(1), device).unwrap();
+        check_model("softmax", &m, &normal(&[6, 13], 2).to(device), &labels(6, 4, 3).to(device));
+    }
+);
 
-#[test]
-fn mlp_two_hidden_layers() {
-    let m = Model::mlp(&[2, 5], &[16, 8], 3, Some(4), Device::Cpu).unwrap();
-    check_model("mlp", &m, &normal(&[5, 2, 5], 5), &labels(5, 3, 6));
-}
+crowdout::test_device!(
+    fn mlp_two_hidden_layers(device) {
+        let m = Model::mlp(&[2, 5], &[16, 8], 3, Some(4), device).unwrap();
+        check_model("mlp", &m, &normal(&[5, 2, 5], 5).to(device), &labels(5, 3, 6).to(device));
+    }
+);
 
-#[test]
-fn dp_mnist_cnn() {
-    let m = Model::new(&ModelKind::Cnn, &[1, 28, 28], 10, Some(7), Device::Cpu).unwrap();
-    assert_eq!(m.num_params(), 26010);
-    check_model("cnn", &m, &normal(&[4, 1, 28, 28], 8), &labels(4, 10, 9));
-}
+crowdout::test_device!(
+    fn dp_mnist_cnn(device) {
+        let m = Model::new(&ModelKind::Cnn, &[1, 28, 28], 10, Some(7), device).unwrap();
+        assert_eq!(m.num_params(), 26010);
+        check_model("cnn", &m, &normal(&[4, 1, 28, 28], 8).to(device), &labels(4, 10, 9).to(device));
+    }
+);
 
-#[test]
-fn resnet18_groupnorm() {
-    tch::set_num_threads(2);
-    let m = Model::new(&ModelKind::Resnet18Gn, &[1, 28, 28], 10, Some(10), Device::Cpu).unwrap();
-    // torchvision resnet18 (11 689 512 parameters; GroupNorm has BatchNorm's parameter count) with
-    // a 10-class head and a 1-channel 3×3 stem in place of the 3-channel 7×7 one.
-    assert_eq!(m.num_params(), 11_689_512 - 513_000 + 5_130 - 9_408 + 576);
-    check_model("resnet18-gn", &m, &normal(&[3, 1, 28, 28], 11), &labels(3, 10, 12));
-}
+crowdout::test_device!(
+    fn resnet18_groupnorm(device) {
+        tch::set_num_threads(2);
+        let m = Model::new(&ModelKind::Resnet18Gn, &[1, 28, 28], 10, Some(10), device).unwrap();
+        // torchvision resnet18 (11 689 512 parameters; GroupNorm has BatchNorm's parameter count)
+        // with a 10-class head and a 1-channel 3×3 stem in place of the 3-channel 7×7 one.
+        assert_eq!(m.num_params(), 11_689_512 - 513_000 + 5_130 - 9_408 + 576);
+        let x = normal(&[3, 1, 28, 28], 11).to(device);
+        check_model("resnet18-gn", &m, &x, &labels(3, 10, 12).to(device));
+    }
+);
 
-#[test]
-fn embedding_layernorm_model() {
-    let m = Model::embedding(&[7], 12, 8, 3, Some(13), Device::Cpu).unwrap();
-    let mut r = stream(Some(14), Stream::Data);
-    // Repeated tokens within a sequence exercise the ghost norm's equality mask.
-    let ids: Vec<f32> = (0..5 * 7).map(|_| r.random_range(0..12) as f32).collect();
-    check_model("embedding", &m, &Tensor::from_slice(&ids).reshape([5, 7]), &labels(5, 3, 15));
-}
+crowdout::test_device!(
+    fn embedding_layernorm_model(device) {
+        let m = Model::embedding(&[7], 12, 8, 3, Some(13), device).unwrap();
+        let mut r = stream(Some(14), Stream::Data);
+        // Repeated tokens within a sequence exercise the ghost norm's equality mask.
+        let ids: Vec<f32> = (0..5 * 7).map(|_| r.random_range(0..12) as f32).collect();
+        let x = Tensor::from_slice(&ids).reshape([5, 7]).to(device);
+        check_model("embedding", &m, &x, &labels(5, 3, 15).to(device));
+    }
+);
 
 #[test]
 fn model_rejects_shapes_it_cannot_take() {

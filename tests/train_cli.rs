@@ -73,47 +73,43 @@ fn dp_run_with_target_epsilon_and_collective() {
     assert!((0.0..=1.0).contains(&s));
 }
 
+/// `--device cuda` and `--device auto`: on a GPU machine both train on the GPU; without one, cuda
+/// is a clear error and auto falls back to the CPU and says so. Either way something is checked.
 #[test]
-fn cuda_without_a_gpu_is_a_clear_error_and_auto_falls_back() {
+fn device_choice_trains_on_the_gpu_or_fails_clearly() {
+    let run = |device: &str| {
+        crowdout()
+            .args([
+                "train",
+                "--dataset",
+                "fashion-mnist-mini",
+                "--model",
+                "softmax",
+                "--epochs",
+                "0.1",
+                "--quiet",
+                "--train-limit",
+                "100",
+                "--device",
+                device,
+            ])
+            .output()
+            .unwrap()
+    };
     if tch::Cuda::is_available() {
-        return; // on a GPU machine both succeed; nothing to check here
+        for device in ["cuda", "auto"] {
+            let o = run(device);
+            assert!(o.status.success(), "--device {device}: {}", String::from_utf8_lossy(&o.stderr));
+            assert!(!String::from_utf8_lossy(&o.stderr).contains("running on the CPU"));
+        }
+        return;
     }
-    let o = crowdout()
-        .args([
-            "train",
-            "--dataset",
-            "fashion-mnist-mini",
-            "--model",
-            "softmax",
-            "--epochs",
-            "0.1",
-            "--quiet",
-            "--device",
-            "cuda",
-        ])
-        .output()
-        .unwrap();
+    let o = run("cuda");
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--device cuda") && err.contains("no CUDA"), "{err}");
 
-    let o = crowdout()
-        .args([
-            "train",
-            "--dataset",
-            "fashion-mnist-mini",
-            "--model",
-            "softmax",
-            "--epochs",
-            "0.1",
-            "--quiet",
-            "--device",
-            "auto",
-            "--train-limit",
-            "100",
-        ])
-        .output()
-        .unwrap();
+    let o = run("auto");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("running on the CPU"));
 }

@@ -246,14 +246,31 @@ mod tests {
         }
     }
 
-    #[test]
-    fn equals_rand_chacha_on_both_backends() {
+    /// Keys and streams for the comparisons: zero, one, a large and the largest stream.
+    fn cases() -> Vec<([u8; 32], u64)> {
         let mut seeds = crate::rng::stream(Some(9), crate::rng::Stream::Data);
-        for stream in [0u64, 1, (7 << 24) | 3, u64::MAX] {
-            let mut key = [0u8; 32];
-            seeds.fill_bytes(&mut key);
-            compare(key, stream, &mut Keystream::new(key, stream));
+        [0u64, 1, (7 << 24) | 3, u64::MAX]
+            .into_iter()
+            .map(|stream| {
+                let mut key = [0u8; 32];
+                seeds.fill_bytes(&mut key);
+                (key, stream)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn portable_backend_equals_rand_chacha() {
+        for (key, stream) in cases() {
             compare(key, stream, &mut Keystream::portable(key, stream));
+        }
+    }
+
+    #[test]
+    fn avx512_backend_equals_rand_chacha() {
+        crate::require!(Avx512f);
+        for (key, stream) in cases() {
+            compare(key, stream, &mut Keystream::with_backend(key, stream, true));
         }
     }
 
@@ -278,9 +295,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     fn counter_carries_into_the_high_word() {
         // Blocks around 2³²: the wide path adds the lane offset to the low word and must carry.
-        if !crate::simd::has_avx512f() {
-            return;
-        }
+        crate::require!(Avx512f);
         let key = [3u8; 32];
         let start = (1u64 << 32) - 5;
         let mut r = ChaCha20Rng::from_seed(key);

@@ -241,6 +241,27 @@ impl NoiseSource {
         });
     }
 
+    /// The standard normals behind draw number `draw` of `n` coordinates, in f64, computed the
+    /// plain way: per chunk j, rand_chacha's keystream (the portable backend) with stream id
+    /// `(draw << 24) | j`; per block of [`ZIG_BLOCK`] coordinates one word each, then one
+    /// [`Ziggurat`] sample per coordinate in order (rejections take the words that follow); no
+    /// vectorised pass. [`Self::fill`] with standard deviation s must give exactly `(z·s) as f32`
+    /// for these z (the exact noise tests, tests/dpsgd_stats.rs). Slow; for tests and audits.
+    pub fn reference_normals(&self, draw: u64, n: usize) -> Vec<f64> {
+        let zig = Ziggurat::get();
+        let mut z = Vec::with_capacity(n);
+        for j in 0..n.div_ceil(NOISE_CHUNK) {
+            let mut r = Keystream::portable(self.key, (draw << 24) | j as u64);
+            let len = NOISE_CHUNK.min(n - j * NOISE_CHUNK);
+            // Blocks of ZIG_BLOCK coordinates: their words first, then the slow path's extra words.
+            for b in (0..len).step_by(ZIG_BLOCK) {
+                let words: Vec<u32> = (0..ZIG_BLOCK.min(len - b)).map(|_| r.next_u32()).collect();
+                z.extend(words.into_iter().map(|w| zig.sample(w, &mut r)));
+            }
+        }
+        z
+    }
+
     /// Overwrite a contiguous f32 CPU tensor with N(0, std²) noise, in place (no copy).
     pub fn fill_tensor(&mut self, t: &mut Tensor, std: f64) {
         assert!(

@@ -47,8 +47,76 @@ struct Shape {
     wpx: usize,
 }
 
+impl Shape {
+    /// The geometry of `a` (`[n, C_in, H, W]`) and `g` (`[n, C_out, h_o, w_o]`) under the given
+    /// convolution, checked: the kernel's raw reads rely on every one of these facts, so they are
+    /// checked in release builds too (a wrong `g`, stride or width would otherwise read out of
+    /// bounds). h_o must be ⌊(H + 2p_h − d_h(k_h − 1) − 1)/s_h⌋ + 1 (libtorch's output size), and
+    /// likewise w_o.
+    fn checked(
+        sa: &[i64],
+        sg: &[i64],
+        kernel: [i64; 2],
+        stride: [i64; 2],
+        padding: [i64; 2],
+        dilation: [i64; 2],
+    ) -> Result<Shape, String> {
+        if sa.len() != 4 || sg.len() != 4 {
+            return Err(format!("input {sa:?} and output gradient {sg:?} must both be 4-D"));
+        }
+        if sa[0] != sg[0] {
+            return Err(format!("batch sizes differ: input {sa:?}, output gradient {sg:?}"));
+        }
+        if sa.iter().chain(sg).any(|&v| v < 0) {
+            return Err(format!("negative size in {sa:?} or {sg:?}"));
+        }
+        if kernel.iter().chain(&stride).chain(&dilation).any(|&v| v < 1) || padding.iter().any(|&v| v < 0) {
+            return Err(format!(
+                "kernel {kernel:?}, stride {stride:?} and dilation {dilation:?} must be ≥ 1, padding {padding:?} ≥ 0"
+            ));
+        }
+        let out_size = |i: usize| {
+            let span = sa[2 + i] + 2 * padding[i] - dilation[i] * (kernel[i] - 1) - 1;
+            if span < 0 {
+                0
+            } else {
+                span / stride[i] + 1
+            }
+        };
+        let (ho, wo) = (out_size(0), out_size(1));
+        if ho < 1 || wo < 1 || sg[2] != ho || sg[3] != wo {
+            return Err(format!(
+                "output gradient {sg:?} does not fit input {sa:?} under kernel {kernel:?}, stride {stride:?}, \
+                 padding {padding:?}, dilation {dilation:?} (expected spatial size [{ho}, {wo}], at least 1)"
+            ));
+        }
+        let u = |v: i64| v as usize; // every value is ≥ 0 (checked above)
+        let [kh, kw] = kernel.map(u);
+        Ok(Shape {
+            c: u(sa[1]),
+            h: u(sa[2]),
+            w: u(sa[3]),
+            co: u(sg[1]),
+            cop: u(sg[1]).div_ceil(16) * 16,
+            kh,
+            kw,
+            ho: u(ho),
+            wo: u(wo),
+            stride: stride.map(u),
+            padding: padding.map(u),
+            dilation: dilation.map(u),
+            hp: u(sa[2] + 2 * padding[0]),
+            wpx: u(sa[3] + 2 * padding[1]) + u(dilation[1]) * (Q_TILE - 1),
+        })
+    }
+}
+
 /// ∇W_i for every example: `[n, C_out, C_in, k_h, k_w]` from `a` (`[n, C_in, H, W]`) and `g`
-/// (`[n, C_out, h_o, w_o]`). Panics unless [`available`].
+/// (`[n, C_out, h_o, w_o]`).
+///
+/// # Panics
+/// Unless [`available`], and unless the shapes agree with the convolution (see `Shape::checked`):
+/// the kernel reads raw memory sized from them, so they are checked in every build.
 pub fn per_sample_weight_grads(
     a: &Tensor,
     g: &Tensor,
@@ -57,30 +125,17 @@ pub fn per_sample_weight_grads(
     padding: [i64; 2],
     dilation: [i64; 2],
 ) -> Tensor {
+    let (sa, sg) = (a.size(), g.size());
+    let s = Shape::checked(&sa, &sg, kernel, stride, padding, dilation)
+        .unwrap_or_else(|e| panic!("conv_direct::per_sample_weight_grads: {e}"));
     assert!(available(a, g), "the direct per-sample kernel needs CPU f32 tensors and AVX-512F");
     let a = a.contiguous();
     let g = g.contiguous();
-    let (sa, sg) = (a.size(), g.size());
-    let u = |v: i64| usize::try_from(v).expect("non-negative size");
-    let [kh, kw] = kernel.map(u);
-    let s = Shape {
-        c: u(sa[1]),
-        h: u(sa[2]),
-        w: u(sa[3]),
-        co: u(sg[1]),
-        cop: u(sg[1]).div_ceil(16) * 16,
-        kh,
-        kw,
-        ho: u(sg[2]),
-        wo: u(sg[3]),
-        stride: stride.map(u),
-        padding: padding.map(u),
-        dilation: dilation.map(u),
-        hp: u(sa[2] + 2 * padding[0]),
-        wpx: u(sa[3] + 2 * padding[1]) + u(dilation[1]) * (Q_TILE - 1),
-    };
-    debug_assert!(s.ho == 0 || s.stride[0] * (s.ho - 1) + s.dilation[0] * (kh - 1) < s.hp);
-    let n = u(sa[0]);
+    let (kh, kw) = (s.kh, s.kw);
+    // Every row the kernel reads lies in the padded input (follows from the output size).
+    assert!(s.stride[0] * (s.ho - 1) + s.dilation[0] * (kh - 1) < s.hp);
+    assert!(s.stride[1] * (s.wo - 1) + s.dilation[1] * (kw - 1) < s.wpx - s.dilation[1] * (Q_TILE - 1));
+    let n = sa[0] as usize;
     let per_out = s.co * s.c * kh * kw;
     let out = Tensor::empty([sa[0], sg[1], sa[1], kernel[0], kernel[1]], (Kind::Float, Device::Cpu));
     if n == 0 || per_out == 0 {
@@ -248,10 +303,37 @@ mod tests {
     }
 
     #[test]
-    fn matches_the_im2col_product() {
-        if !crate::simd::has_avx512f() {
-            return;
+    fn shapes_the_kernel_relies_on_are_checked() {
+        let ok = Shape::checked(&[3, 1, 28, 28], &[3, 16, 14, 14], [8, 8], [2, 2], [3, 3], [1, 1]);
+        assert!(ok.is_ok(), "{ok:?}");
+        type Case<'a> = (&'a [i64], &'a [i64], [i64; 2], &'a str);
+        let cases: [Case; 6] = [
+            (&[3, 1, 28, 28], &[3, 16, 15, 14], [2, 2], "does not fit"), // h_o too large
+            (&[3, 1, 28, 28], &[3, 16, 14, 15], [2, 2], "does not fit"), // w_o too large
+            (&[3, 1, 28, 28], &[2, 16, 14, 14], [2, 2], "batch sizes differ"),
+            (&[3, 1, 28], &[3, 16, 14, 14], [2, 2], "4-D"),
+            (&[3, 1, 28, 28], &[3, 16, 14, 14], [0, 2], "must be ≥ 1"),
+            (&[3, 1, 4, 4], &[3, 16, 0, 0], [2, 2], "at least 1"), // kernel larger than the input
+        ];
+        for (sa, sg, stride, want) in cases {
+            let e = Shape::checked(sa, sg, [8, 8], stride, [3, 3], [1, 1]).unwrap_err();
+            assert!(e.contains(want), "{sa:?} {sg:?} {stride:?}: {e}");
         }
+    }
+
+    /// The public entry refuses a mismatched output gradient before touching memory, on any CPU
+    /// (the check comes before the AVX-512 one) and in release builds.
+    #[test]
+    #[should_panic(expected = "does not fit input")]
+    fn a_mismatched_gradient_panics_instead_of_reading_out_of_bounds() {
+        let a = Tensor::zeros([2, 3, 9, 9], (Kind::Float, Device::Cpu));
+        let g = Tensor::zeros([2, 4, 9, 9], (Kind::Float, Device::Cpu)); // 7 × 7 is right for k = 3
+        let _ = per_sample_weight_grads(&a, &g, [3, 3], [1, 1], [0, 0], [1, 1]);
+    }
+
+    #[test]
+    fn matches_the_im2col_product() {
+        crate::require!(Avx512f);
         // (n, C_in, H, W, C_out, k, stride, padding, dilation): the DP CNN's two layers, channel
         // counts that are not whole registers, a q tail, padding and dilation.
         type Case = (i64, i64, i64, i64, i64, [i64; 2], [i64; 2], [i64; 2], [i64; 2]);
