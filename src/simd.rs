@@ -1,6 +1,6 @@
 //! AVX-512 building blocks shared by the hand-vectorised kernels (the noise keystream in
 //! [`crate::dpsgd::keystream`], the direct per-sample convolution gradients in
-//! [`crate::models::conv_direct`]). Callers check for AVX-512F at run time ([`has_avx512f`]).
+//! [`crate::models::conv::direct`]). Callers check for AVX-512F at run time ([`has_avx512f`]).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;

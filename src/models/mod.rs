@@ -11,7 +11,6 @@
 //! U(−1/√fan_in, 1/√fan_in) (Kaiming-uniform with a = √5), norm layers γ = 1, β = 0, Embedding N(0, 1).
 
 pub mod conv;
-pub mod conv_direct;
 pub mod embedding;
 pub mod group_norm;
 pub mod layer;

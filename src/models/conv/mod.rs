@@ -10,7 +10,7 @@
 //! - clipped sum: Σ_i c_i g_i A_i as one `[C_out, nL] × [nL, C_in k²]` product (accumulated over
 //!   blocks of examples), or for small C_in k² as the weight gradient of the convolution for the
 //!   output gradient c ⊙ g, one convolution without im2col ([`Conv2d::weight_grad`]);
-//! - per-sample gradients by the direct AVX-512 kernel of [`conv_direct`] (no im2col) where the CPU
+//! - per-sample gradients by the direct AVX-512 kernel of [`direct`] (no im2col) where the CPU
 //!   has it and a per-sample gradient has at most [`DIRECT_MAX_FLOATS`] elements; otherwise, with a
 //!   single input channel (the first layer on grey images), as one grouped convolution, else by
 //!   im2col + `bmm`.
@@ -27,10 +27,13 @@
 //! that is reused across layers and steps, so no per-step allocation or page faulting of the
 //! im2col memory happens.
 
-use super::conv_direct;
-use super::layer::{bcast, row_sq_norms, GradSampler};
-use std::cell::RefCell;
-use tch::{Device, Kind, Tensor};
+pub mod direct;
+mod im2col;
+mod norms;
+
+use super::layer::{bcast, GradSampler};
+use norms::NormRoute;
+use tch::{Kind, Tensor};
 
 /// Largest im2col block, in elements (64 MiB of f32): every ResNet18 layer at batch 32 fits in one
 /// block, so its clipped sum is one large GEMM (W3 ghost step 807 / 781 / 634 ms with 4 / 16 / 64
@@ -38,7 +41,7 @@ use tch::{Device, Kind, Tensor};
 /// thread and reused.
 pub const BLOCK_FLOATS: i64 = 1 << 24;
 /// Largest per-sample gradient (C_out·C_in·k_h·k_w floats) formed by the direct AVX-512 kernel
-/// ([`conv_direct`]) rather than im2col + `bmm` / the grouped convolution. Measured on 2 threads
+/// ([`direct`]) rather than im2col + `bmm` / the grouped convolution. Measured on 2 threads
 /// (`per_sample_weight_grads` against the previous route): the DP CNN's conv1 0.80 vs 1.54 ms and
 /// conv2 1.12 vs 2.41 ms at batch 256; ResNet18 at batch 32, 64 channels 12.0 vs 14.6 ms, 128
 /// channels 12.2 vs 13.5 ms (147 k floats), but 256 channels 29.7 vs 14.1 ms (590 k floats).
@@ -59,32 +62,6 @@ pub const KEEP_COST_FACTOR: i64 = 2;
 /// ... and the batch's per-sample gradients of the layer take at most this many floats (32 MiB).
 pub const KEEP_MAX_FLOATS: i64 = 1 << 23;
 
-/// Per-example costs of the three norm routes, in multiply-add equivalents (see
-/// [`GradSampler::ghost_sq_norm`] for [`Conv2d`]).
-struct NormCosts {
-    formed: i64,
-    gram: i64,
-    shifted: i64,
-}
-
-enum NormRoute {
-    Formed,
-    Gram,
-    Shifted,
-}
-
-impl NormCosts {
-    fn cheapest(&self) -> NormRoute {
-        if self.shifted <= self.gram && self.shifted <= self.formed {
-            NormRoute::Shifted
-        } else if self.gram <= self.formed {
-            NormRoute::Gram
-        } else {
-            NormRoute::Formed
-        }
-    }
-}
-
 /// Conv2d with square stride/padding/dilation per axis. `weight` is `[C_out, C_in, k_h, k_w]`.
 #[derive(Debug)]
 pub struct Conv2d {
@@ -93,30 +70,6 @@ pub struct Conv2d {
     pub stride: [i64; 2],
     pub padding: [i64; 2],
     pub dilation: [i64; 2],
-}
-
-thread_local! {
-    /// Scratch memory for padded input blocks and im2col blocks, reused across calls.
-    static SCRATCH: RefCell<Option<Tensor>> = const { RefCell::new(None) };
-}
-
-/// Run `f` on a flat scratch tensor of `numel` elements with `like`'s kind and device. The buffer
-/// is kept per thread and grown when needed; `f` must not call this again nor let the view escape.
-fn with_scratch<R>(numel: i64, like: &Tensor, f: impl FnOnce(&Tensor) -> R) -> R {
-    SCRATCH.with(|cell| {
-        let held = cell.borrow_mut().take();
-        let buf = match held {
-            Some(t)
-                if t.numel() as i64 >= numel && t.kind() == like.kind() && t.device() == like.device() =>
-            {
-                t
-            }
-            _ => Tensor::empty([numel], (like.kind(), like.device())),
-        };
-        let r = f(&buf.narrow(0, 0, numel));
-        *cell.borrow_mut() = Some(buf);
-        r
-    })
 }
 
 /// Shapes of one convolution applied to a batch.
@@ -157,289 +110,6 @@ impl Conv2d {
         let wo = (wp - self.dilation[1] * (kw - 1) - 1) / self.stride[1] + 1;
         Geometry { n: s[0], c: s[1], h: s[2], w: s[3], kh, kw, ho, wo, hp, wp }
     }
-
-    /// im2col of `a` (`[n, C, H, W]`): `[n, L, C·k_h·k_w]`, contiguous, the (c, kh, kw) order of
-    /// `F.unfold`. Forms the whole batch at once; the grad sampler itself works in blocks.
-    pub fn unfold(&self, a: &Tensor) -> Tensor {
-        let g = self.geometry(a);
-        let cols = Tensor::empty([g.k(), g.n, g.l()], (a.kind(), a.device()));
-        self.for_blocks(a, g.n * g.k() * g.l(), true, |i0, b, blk| {
-            cols.narrow(1, i0, b).copy_(blk);
-        });
-        cols.permute([1, 2, 0]).contiguous()
-    }
-
-    /// Calls `f(i0, b, cols)` for consecutive blocks of examples `i0..i0+b`, where `cols`
-    /// (`[C·k_h·k_w, b, L]`, contiguous, in scratch memory valid only during the call) is the
-    /// im2col of that block. Blocks hold at most `block_floats` column elements (at least one example).
-    ///
-    /// `example_major` only changes how the CPU path stores the block: `[b, C·k_h·k_w, L]` (each
-    /// example's A_iᵀ compact, for the per-example products) instead of `[C·k_h·k_w, b, L]` (the
-    /// block as one matrix, for the clipped sum); `f` sees the same `[C·k_h·k_w, b, L]` view.
-    fn for_blocks(
-        &self,
-        a: &Tensor,
-        block_floats: i64,
-        example_major: bool,
-        mut f: impl FnMut(i64, i64, &Tensor),
-    ) {
-        let g = self.geometry(a);
-        let (k, l) = (g.k(), g.l());
-        if a.device() == Device::Cpu && a.kind() == Kind::Float {
-            if g.n == 0 {
-                return;
-            }
-            let b = (block_floats / (k * l).max(1)).clamp(1, g.n);
-            let a = a.contiguous();
-            // SAFETY: `a` is a contiguous f32 CPU tensor of n·C·H·W elements, alive and only read here.
-            let x = unsafe {
-                std::slice::from_raw_parts(a.data_ptr() as *const f32, (g.n * g.c * g.h * g.w) as usize)
-            };
-            return with_scratch(b * k * l, &a, |s| {
-                let mut i0 = 0;
-                while i0 < g.n {
-                    let bb = b.min(g.n - i0);
-                    let cols = s.narrow(0, 0, k * bb * l);
-                    // SAFETY: `cols` is a contiguous f32 view of the scratch buffer, which nothing else
-                    // touches during this call (see `with_scratch`).
-                    let out = unsafe {
-                        std::slice::from_raw_parts_mut(cols.data_ptr() as *mut f32, (k * bb * l) as usize)
-                    };
-                    self.im2col_f32(x, &g, i0 as usize, bb as usize, example_major, out);
-                    let view = if example_major {
-                        cols.view([bb, k, l]).permute([1, 0, 2])
-                    } else {
-                        cols.view([k, bb, l])
-                    };
-                    f(i0, bb, &view);
-                    i0 += bb;
-                }
-            });
-        }
-        let [sh, sw] = self.stride;
-        let [dh, dw] = self.dilation;
-        let (hp, wp) = (g.hp, g.wp);
-        self.for_padded_blocks(a, k * l, block_floats, |i0, bb, src, rest| {
-            let v = src.as_strided(
-                [g.c, g.kh, g.kw, bb, g.ho, g.wo],
-                [hp * wp, dh * wp, dw, g.c * hp * wp, sh * wp, sw],
-                src.storage_offset(),
-            );
-            let cols = rest.narrow(0, 0, k * bb * l);
-            cols.view([g.c, g.kh, g.kw, bb, g.ho, g.wo]).copy_(&v);
-            f(i0, bb, &cols.view([k, bb, l]));
-        })
-    }
-
-    /// im2col of examples `i0..i0+bb` of `x` (contiguous `[n, C, H, W]`) into `out`, laid out
-    /// `[C·k_h·k_w, bb, L]` (or `[bb, C·k_h·k_w, L]` when `example_major`):
-    /// out[(c, κ_h, κ_w), e, (y, x)] = a[i0+e, c, s_h·y + d_h·κ_h − p_h, s_w·x + d_w·κ_w − p_w],
-    /// zero outside the input (the padding). Rows of L outputs are filled in tasks of at least
-    /// 4096 elements on libtorch's threads ([`crate::parallel`]); ≈ 8× faster than libtorch's copy
-    /// from the strided 6-D view for the DP CNN's conv2 (the copy dominated the grad sampler there).
-    fn im2col_f32(
-        &self,
-        x: &[f32],
-        g: &Geometry,
-        i0: usize,
-        bb: usize,
-        example_major: bool,
-        out: &mut [f32],
-    ) {
-        let (c, h, w) = (g.c as usize, g.h as isize, g.w as isize);
-        let (kh, kw, ho, wo) = (g.kh as usize, g.kw as usize, g.ho as usize, g.wo as usize);
-        let [sh, sw] = self.stride.map(|v| v as isize);
-        let [dh, dw] = self.dilation.map(|v| v as isize);
-        let [ph, pw] = self.padding.map(|v| v as isize);
-        let (hw, chw, l, k) = ((h * w) as usize, c * (h * w) as usize, ho * wo, c * kh * kw);
-        debug_assert_eq!(out.len(), k * bb * l);
-        // Per row r = (c, κ_h, κ_w): the channel's offset, the input offsets (o_y, o_x) and the
-        // output columns [x_lo, x_hi) whose input column s_w·x + o_x lies in [0, W). (A table, not
-        // divisions per row: rows are as short as 25 elements.)
-        let table: Vec<(usize, isize, isize, usize, usize)> = (0..k)
-            .map(|r| {
-                let (ci, ki, kj) = (r / (kh * kw), (r / kw) % kh, r % kw);
-                let (oy, ox) = (ki as isize * dh - ph, kj as isize * dw - pw);
-                let x_lo = if ox >= 0 { 0 } else { ((-ox + sw - 1) / sw) as usize }.min(wo);
-                let x_hi = if w - ox <= 0 { 0 } else { ((w - ox + sw - 1) / sw) as usize }.clamp(x_lo, wo);
-                (ci * hw, oy, ox, x_lo, x_hi)
-            })
-            .collect();
-        let rows_per_task = 4096usize.div_ceil(l).max(1);
-        crate::parallel::for_each_chunk_mut(out, rows_per_task * l, |task, rows| {
-            let t0 = task * rows_per_task;
-            let (mut r, mut e) = if example_major { (t0 % k, t0 / k) } else { (t0 / bb, t0 % bb) };
-            for dst in rows.chunks_exact_mut(l) {
-                let (coff, oy, ox, x_lo, x_hi) = table[r];
-                let plane = &x[(i0 + e) * chw + coff..][..hw];
-                for (y, d) in dst.chunks_exact_mut(wo).enumerate() {
-                    let iy = y as isize * sh + oy;
-                    if iy < 0 || iy >= h {
-                        d.fill(0.0);
-                        continue;
-                    }
-                    let src = &plane[(iy * w) as usize..][..w as usize];
-                    d[..x_lo].fill(0.0);
-                    d[x_hi..].fill(0.0);
-                    // For x in [x_lo, x_hi) the input column s_w·x + o_x lies in [0, W).
-                    let first = (x_lo as isize * sw + ox) as usize;
-                    if sw == 1 {
-                        d[x_lo..x_hi].copy_from_slice(&src[first..first + (x_hi - x_lo)]);
-                    } else {
-                        for (v, s) in d[x_lo..x_hi].iter_mut().zip(src[first..].iter().step_by(sw as usize)) {
-                            *v = *s;
-                        }
-                    }
-                }
-                // Next row in storage order.
-                if example_major {
-                    r += 1;
-                    if r == k {
-                        r = 0;
-                        e += 1;
-                    }
-                } else {
-                    e += 1;
-                    if e == bb {
-                        e = 0;
-                        r += 1;
-                    }
-                }
-            }
-        });
-    }
-
-    /// Calls `f(i0, b, xp, rest)` for consecutive blocks of examples, where `xp` (`[b, C, H_p, W_p]`)
-    /// is the zero-padded input of the block (a view of `a` when there is no padding) and `rest` a
-    /// scratch region of `b · per_example` elements; both live in per-thread scratch memory and are
-    /// valid only during the call. `b` is chosen so that `b · per_example ≤ block_floats` (b ≥ 1).
-    fn for_padded_blocks(
-        &self,
-        a: &Tensor,
-        per_example: i64,
-        block_floats: i64,
-        mut f: impl FnMut(i64, i64, &Tensor, &Tensor),
-    ) {
-        let g = self.geometry(a);
-        if g.n == 0 {
-            return;
-        }
-        let b = (block_floats / per_example.max(1)).clamp(1, g.n);
-        let [ph, pw] = self.padding;
-        let (hp, wp) = (g.hp, g.wp);
-        let padded = ph > 0 || pw > 0;
-        let pad_len = if padded { b * g.c * hp * wp } else { 0 };
-        let a = a.contiguous();
-        with_scratch(pad_len + b * per_example, &a, |s| {
-            let mut i0 = 0;
-            while i0 < g.n {
-                let bb = b.min(g.n - i0);
-                let src = if padded {
-                    let mut p = s.narrow(0, 0, bb * g.c * hp * wp).view([bb, g.c, hp, wp]);
-                    let _ = p.zero_();
-                    p.narrow(2, ph, g.h).narrow(3, pw, g.w).copy_(&a.narrow(0, i0, bb));
-                    p
-                } else {
-                    a.narrow(0, i0, bb)
-                };
-                f(i0, bb, &src, &s.narrow(0, pad_len, bb * per_example));
-                i0 += bb;
-            }
-        })
-    }
-
-    /// ‖∇W_i‖² = ⟨g_iᵀ g_i, A_i A_iᵀ⟩ with A_i A_iᵀ taken from the Gram matrix of the padded input
-    /// over channels, S_i = X_iᵀ X_i (`[P, P]`, P = H_p·W_p positions), without im2col:
-    /// (A_i A_iᵀ)[p, q] = Σ_{(κ_h, κ_w)} S_i[s·p + d·κ, s·q + d·κ] — the sum of k_h·k_w strided
-    /// shifted sub-blocks of S_i. Costs 2P²C + 2L²C_out + k²L² per example.
-    pub fn shifted_gram_sq_norm(&self, a: &Tensor, g: &Tensor) -> Tensor {
-        self.shifted_gram_sq_norm_blocked(a, g, BLOCK_FLOATS)
-    }
-
-    fn shifted_gram_sq_norm_blocked(&self, a: &Tensor, g: &Tensor, block_floats: i64) -> Tensor {
-        let geo = self.geometry(a);
-        let g3 = Self::g3(g);
-        let (hp, wp) = (geo.hp, geo.wp);
-        let p = hp * wp;
-        let [sh, sw] = self.stride;
-        let [dh, dw] = self.dilation;
-        let l = geo.l();
-        let mut parts = Vec::new();
-        self.for_padded_blocks(a, p * p, block_floats, |i0, b, xp, rest| {
-            let x2 = xp.reshape([b, geo.c, p]);
-            let s = rest.view([b, p, p]);
-            let _ = x2.transpose(1, 2).bmm_out(&s, &x2);
-            let shifted = s.as_strided(
-                [b, geo.kh, geo.kw, geo.ho, geo.wo, geo.ho, geo.wo],
-                [p * p, dh * wp * p + dh * wp, dw * p + dw, sh * wp * p, sw * p, sh * wp, sw],
-                s.storage_offset(),
-            );
-            let aa = shifted.sum_dim_intlist([1, 2].as_slice(), false, Kind::Float).reshape([b, l, l]);
-            let gb = g3.narrow(0, i0, b);
-            let gg = gb.transpose(1, 2).bmm(&gb);
-            parts.push((gg * aa).sum_dim_intlist([1, 2].as_slice(), false, Kind::Float));
-        });
-        self.bias_sq_norm(&g3, Tensor::cat(&parts, 0))
-    }
-
-    fn norm_costs(&self, a: &Tensor) -> NormCosts {
-        let geo = self.geometry(a);
-        let co = self.weight.size()[0];
-        let (k, l) = (geo.k(), geo.l());
-        let p = geo.hp * geo.wp;
-        NormCosts {
-            formed: co * k * l + COPY_COST * k * l,
-            gram: l * l * (co + k) + COPY_COST * k * l,
-            shifted: p * p * geo.c + l * l * co + SHIFT_SUM_COST * geo.kh * geo.kw * l * l,
-        }
-    }
-
-    fn g3(g: &Tensor) -> Tensor {
-        let s = g.size();
-        g.reshape([s[0], s[1], -1])
-    }
-
-    fn bias_sq_norm(&self, g3: &Tensor, w: Tensor) -> Tensor {
-        if self.bias.is_some() {
-            w + row_sq_norms(&g3.sum_dim_intlist(2, false, Kind::Float))
-        } else {
-            w
-        }
-    }
-
-    /// ‖∇W_i‖² by the Gram-matrix formula ⟨g_iᵀ g_i, A_i A_iᵀ⟩, plus the bias part.
-    pub fn gram_sq_norm(&self, a: &Tensor, g: &Tensor) -> Tensor {
-        self.gram_sq_norm_blocked(a, g, BLOCK_FLOATS)
-    }
-
-    fn gram_sq_norm_blocked(&self, a: &Tensor, g: &Tensor, block_floats: i64) -> Tensor {
-        let g3 = Self::g3(g);
-        let mut parts = Vec::new();
-        self.for_blocks(a, block_floats, true, |i0, b, cols| {
-            let gb = g3.narrow(0, i0, b);
-            let gg = gb.transpose(1, 2).bmm(&gb);
-            let at = cols.permute([1, 2, 0]);
-            let aa = at.bmm(&cols.permute([1, 0, 2]));
-            parts.push((gg * aa).sum_dim_intlist([1, 2].as_slice(), false, Kind::Float));
-        });
-        self.bias_sq_norm(&g3, Tensor::cat(&parts, 0))
-    }
-
-    /// ‖∇W_i‖² from g_i A_i formed block by block in temporary memory, plus the bias part.
-    pub fn formed_sq_norm(&self, a: &Tensor, g: &Tensor) -> Tensor {
-        self.formed_sq_norm_blocked(a, g, BLOCK_FLOATS)
-    }
-
-    fn formed_sq_norm_blocked(&self, a: &Tensor, g: &Tensor, block_floats: i64) -> Tensor {
-        let g3 = Self::g3(g);
-        let mut parts = Vec::new();
-        self.for_blocks(a, block_floats, true, |i0, b, cols| {
-            let m = g3.narrow(0, i0, b).bmm(&cols.permute([1, 2, 0]));
-            parts.push(row_sq_norms(&m));
-        });
-        self.bias_sq_norm(&g3, Tensor::cat(&parts, 0))
-    }
-
     /// Σ_i ∇W_i for output gradient `g` (`[n, C_out, h_o, w_o]`): the weight gradient
     /// dW[o, c, p, q] = Σ_{i, y, x} g[i, o, y, x] · a_pad[i, c, s·y + d·p, s·x + d·q]
     /// (s stride, d dilation), which is the convolution of a_padᵀ (`[C_in, n, H, W]`, examples as
@@ -530,8 +200,8 @@ impl GradSampler for Conv2d {
     fn grad_sample(&self, a: &Tensor, g: &Tensor) -> Vec<Tensor> {
         let n = a.size()[0];
         let ws = self.weight.size();
-        let w = if self.weight.numel() as i64 <= DIRECT_MAX_FLOATS && conv_direct::available(a, g) {
-            conv_direct::per_sample_weight_grads(
+        let w = if self.weight.numel() as i64 <= DIRECT_MAX_FLOATS && direct::available(a, g) {
+            direct::per_sample_weight_grads(
                 a,
                 g,
                 [ws[2], ws[3]],

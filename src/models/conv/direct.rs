@@ -127,7 +127,7 @@ pub fn per_sample_weight_grads(
 ) -> Tensor {
     let (sa, sg) = (a.size(), g.size());
     let s = Shape::checked(&sa, &sg, kernel, stride, padding, dilation)
-        .unwrap_or_else(|e| panic!("conv_direct::per_sample_weight_grads: {e}"));
+        .unwrap_or_else(|e| panic!("conv::direct::per_sample_weight_grads: {e}"));
     assert!(available(a, g), "the direct per-sample kernel needs CPU f32 tensors and AVX-512F");
     let a = a.contiguous();
     let g = g.contiguous();
