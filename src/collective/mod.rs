@@ -11,6 +11,7 @@
 //!   [`xi_relaxed`] — `metrics.rs`.
 
 mod error;
+mod grammar;
 mod metrics;
 mod noise;
 mod plant;

@@ -21,7 +21,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::error::CollectiveError;
-use super::spec::parse_f64;
+use super::grammar::parse_f64;
 use super::trigger::{check_jitter, Trigger};
 
 /// Default jitter for patch and token triggers: up to this many pixels / positions.

@@ -1,13 +1,13 @@
 //! The collective spec: one struct, parsed from the CLI's compact string (`FromStr`) and from
 //! TOML (serde, unknown fields rejected), printed back by `Display` (round-trips).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use super::error::CollectiveError;
+use super::grammar::{parse_f64, parse_i64, KvList};
 use super::noise::CoordinationNoise;
 use super::strategy::{MembersFrom, Strategy};
 use super::trigger::Trigger;
@@ -197,74 +197,6 @@ impl FromStr for CollectiveSpec {
         let noise = kv.get("noise").map(str::parse).transpose()?;
         CollectiveSpec::new(alpha, target, trigger, strategy, members_from, noise)
     }
-}
-
-/// `KEY=VALUE` items of one level of the grammar, with unknown and duplicate keys rejected.
-pub(crate) struct KvList<'a> {
-    map: BTreeMap<&'a str, &'a str>,
-    context: String,
-}
-
-impl<'a> KvList<'a> {
-    pub(crate) fn parse(items: &[&'a str], context: &str, allowed: &[&str]) -> Result<Self, CollectiveError> {
-        let mut map = BTreeMap::new();
-        for item in items {
-            let item = item.trim();
-            if item.is_empty() {
-                continue;
-            }
-            let (k, v) = item.split_once('=').ok_or_else(|| CollectiveError::BadValue {
-                key: item.into(),
-                value: String::new(),
-                reason: format!("expected KEY=VALUE in `{context}`"),
-            })?;
-            let (k, v) = (k.trim(), v.trim());
-            if !allowed.contains(&k) {
-                return Err(CollectiveError::UnknownKey {
-                    key: k.into(),
-                    context: context.into(),
-                    expected: allowed.join(", "),
-                });
-            }
-            if map.insert(k, v).is_some() {
-                return Err(CollectiveError::DuplicateKey { key: k.into(), context: context.into() });
-            }
-        }
-        Ok(KvList { map, context: context.into() })
-    }
-
-    pub(crate) fn get(&self, key: &str) -> Option<&'a str> {
-        self.map.get(key).copied()
-    }
-
-    pub(crate) fn required(&self, key: &str) -> Result<&'a str, CollectiveError> {
-        self.get(key)
-            .ok_or_else(|| CollectiveError::MissingKey { key: key.into(), context: self.context.clone() })
-    }
-}
-
-pub(crate) fn parse_f64(key: &str, v: &str) -> Result<f64, CollectiveError> {
-    let x: f64 = v.parse().map_err(|e: std::num::ParseFloatError| CollectiveError::BadValue {
-        key: key.into(),
-        value: v.into(),
-        reason: e.to_string(),
-    })?;
-    if !x.is_finite() {
-        return Err(CollectiveError::BadValue {
-            key: key.into(),
-            value: v.into(),
-            reason: "must be finite".into(),
-        });
-    }
-    Ok(x)
-}
-
-pub(crate) fn parse_i64(key: &str, v: &str) -> Result<i64, CollectiveError> {
-    v.parse().map_err(|e: std::num::ParseIntError| CollectiveError::BadValue {
-        key: key.into(),
-        value: v.into(),
-        reason: e.to_string(),
-    })
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::error::CollectiveError;
-use super::spec::{parse_f64, parse_i64, KvList};
+use super::grammar::{parse_f64, parse_i64, KvList};
 
 /// A trigger g(x). See the module documentation for the exact definition of each.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

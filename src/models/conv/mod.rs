@@ -201,14 +201,7 @@ impl GradSampler for Conv2d {
         let n = a.size()[0];
         let ws = self.weight.size();
         let w = if self.weight.numel() as i64 <= DIRECT_MAX_FLOATS && direct::available(a, g) {
-            direct::per_sample_weight_grads(
-                a,
-                g,
-                [ws[2], ws[3]],
-                self.stride,
-                self.padding,
-                self.dilation,
-            )
+            direct::per_sample_weight_grads(a, g, [ws[2], ws[3]], self.stride, self.padding, self.dilation)
         } else if ws[1] == 1 && n > 0 {
             self.grad_sample_grouped(a, g)
         } else {
