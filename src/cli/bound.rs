@@ -246,16 +246,37 @@ pub struct CeilingArgs {
     pub steps: Option<u64>,
 }
 
-/// Re-word a library error so it names the flag (`delta_gap` → `--delta-gap`).
+/// Library parameter names whose flag is not `--<name with dashes>`, with the flag (or the
+/// column of a flag's file) a user sets them by. Looked up on the typed error's `name`, never by
+/// rewriting its text.
+const FLAG_OF_PARAM: &[(&str, &str)] = &[
+    ("suboptimality_tv", "--tv-eps"),
+    ("suboptimality_abs", "--abs-term"),
+    ("lambda_eff", "--lambda"),
+    ("dim_eff", "--dim"),
+    ("feature_norms", "--margins (x_norm)"),
+    ("x_norms", "--margins (x_norm)"),
+    ("theta_hat_margins", "--margins (margin)"),
+    ("margins", "--margins (margin)"),
+    ("expected_batch", "--q/--n-train"),
+    ("clipped_grad_sq_sum", "--grad-sq-sum"),
+    ("mu", "--gdp-mu"),
+];
+
+/// The flag that sets library parameter `name` ([`FLAG_OF_PARAM`], else `--name-with-dashes`).
+fn flag_of(name: &str) -> String {
+    FLAG_OF_PARAM
+        .iter()
+        .find(|(param, _)| *param == name)
+        .map(|(_, flag)| flag.to_string())
+        .unwrap_or_else(|| format!("--{}", name.replace('_', "-")))
+}
+
+/// A library error worded for the command line: an invalid parameter names its flag.
 fn flag_err(e: BoundError) -> anyhow::Error {
     match e {
         BoundError::InvalidParameter { name, value, expected } => {
-            anyhow::anyhow!(
-                "invalid --{} = {value}: expected {expected}",
-                name.replace('_', "-")
-                    .replace("suboptimality-tv", "tv-eps")
-                    .replace("suboptimality-abs", "abs-term")
-            )
+            anyhow::anyhow!("invalid {} = {value}: expected {expected}", flag_of(name))
         }
         other => anyhow::anyhow!("{other}"),
     }
@@ -466,16 +487,7 @@ fn dpsgd_cmd(json: bool, a: DpsgdArgs) -> anyhow::Result<()> {
             q: a.q,
             beta: a.beta,
         })
-        .map_err(flag_err)
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{}",
-                e.to_string()
-                    .replace("--lambda-eff", "--lambda")
-                    .replace("--dim-eff", "--dim")
-                    .replace("--feature-norms", "--margins (x_norm)")
-            )
-        })?
+        .map_err(flag_err)?
     } else {
         let model = match a.classes {
             0 => bail!("invalid --classes = 0: expected 1 (binary logistic) or K >= 2 (softmax)"),
@@ -506,16 +518,7 @@ fn dpsgd_cmd(json: bool, a: DpsgdArgs) -> anyhow::Result<()> {
             beta: a.beta,
             smoothness: a.smoothness,
         })
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{}",
-                flag_err(e)
-                    .to_string()
-                    .replace("--theta-hat-margins", "--margins (margin)")
-                    .replace("--x-norms", "--margins (x_norm)")
-                    .replace("--expected-batch", "--q/--n-train")
-            )
-        })?
+        .map_err(flag_err)?
     };
     print_bound(
         json,
@@ -559,17 +562,7 @@ fn second_moment_cmd(
         smoothness: a.smoothness,
         beta: a.beta,
     })
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "{}",
-            flag_err(e)
-                .to_string()
-                .replace("--margins", "--margins (margin)")
-                .replace("--x-norms", "--margins (x_norm)")
-                .replace("--expected-batch", "--q/--n-train")
-                .replace("--clipped-grad-sq-sum", "--grad-sq-sum")
-        )
-    })?;
+    .map_err(flag_err)?;
     let inputs = json!({"points": margins.len(), "classes": a.classes, "lambda": a.lambda, "lr": a.lr, "steps": a.steps, "sigma": a.sigma, "clip": a.clip, "q": a.q, "n_train": a.n_train, "dim": a.dim, "beta": a.beta});
     let extra = json!({"second_moment": b.parts, "dominant": b.parts.dominant(), "reference_success": b.reference_success, "margin_constant": b.margin_constant});
     if json {
@@ -639,7 +632,7 @@ fn ceiling_cmd(json: bool, a: CeilingArgs) -> anyhow::Result<()> {
     }
     if let Some(mu) = a.gdp_mu {
         let b = ceiling::ceiling_gdp(a.s0, mu, a.adjacency.group_size(a.k))
-            .map_err(|e| anyhow::anyhow!("{}", flag_err(e).to_string().replace("--mu", "--gdp-mu")))?;
+            .map_err(flag_err)?;
         results.push(("gdp (approximate)", b));
     }
     if results.is_empty() {
@@ -662,4 +655,18 @@ fn ceiling_cmd(json: bool, a: CeilingArgs) -> anyhow::Result<()> {
         println!("assumptions: {}", results[0].1.assumptions);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_flag_not_the_library_parameter() {
+        assert_eq!(flag_of("lambda_eff"), "--lambda");
+        assert_eq!(flag_of("suboptimality_tv"), "--tv-eps");
+        assert_eq!(flag_of("delta_gap"), "--delta-gap");
+        let e = flag_err(BoundError::InvalidParameter { name: "dim_eff", value: -1.0, expected: "≥ 1" });
+        assert_eq!(e.to_string(), "invalid --dim = -1: expected ≥ 1");
+    }
 }
