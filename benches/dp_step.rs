@@ -16,6 +16,7 @@
 use criterion::Criterion;
 use crowdout::dpsgd::{Clipping, DpSettings, DpSgd, GradMode, Optimizer, OptimizerKind};
 use crowdout::models::{Model, ModelKind};
+use crowdout::params::ParamGuard;
 use crowdout::train::fit::nonprivate_step;
 use rand::RngExt;
 use std::hint::black_box;
@@ -80,8 +81,12 @@ impl Stepper {
         let opt = Optimizer::new(OptimizerKind::Sgd, 1e-3, 0.0, 0.0, &w.model.parameters());
         let n = w.x.size()[0] as f64;
         let dpsgd = match mode {
-            "materialize" => Some(DpSgd::new(&w.model, dp(GradMode::Materialize), n, Some(3)).unwrap()),
-            "ghost" | "noise" => Some(DpSgd::new(&w.model, dp(GradMode::Ghost), n, Some(3)).unwrap()),
+            "materialize" => {
+                Some(DpSgd::new(&w.model, dp(GradMode::Materialize).check().unwrap(), n, Some(3)).unwrap())
+            }
+            "ghost" | "noise" => {
+                Some(DpSgd::new(&w.model, dp(GradMode::Ghost).check().unwrap(), n, Some(3)).unwrap())
+            }
             _ => None,
         };
         Stepper { opt, dpsgd, noise_only: mode == "noise" }

@@ -16,6 +16,7 @@ pub mod hardware;
 pub mod malloc;
 pub mod models;
 pub mod parallel;
+pub mod params;
 pub mod provenance;
 pub mod report;
 pub mod rng;

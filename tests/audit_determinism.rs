@@ -6,6 +6,7 @@ use crowdout::collective::Trigger;
 use crowdout::data::{self, DataDir, DatasetSpec, Limits};
 use crowdout::dpsgd::{DpSettings, DpSgd};
 use crowdout::models::{Model, ModelKind};
+use crowdout::params::ParamGuard;
 use crowdout::train::fit::{fit, FitConfig};
 use tch::{Device, Tensor};
 
@@ -37,10 +38,10 @@ fn spec(sigma: f64) -> TrainSpec {
 fn same_seed_bit_identical_models_and_scores() {
     tch::set_num_threads(1);
     let s = split();
-    let a = audit::train_fixed_rate(&spec(1.0), &s.train, 30.0, 7, Device::Cpu).unwrap();
-    let b = audit::train_fixed_rate(&spec(1.0), &s.train, 30.0, 7, Device::Cpu).unwrap();
+    let a = audit::train_fixed_rate(&spec(1.0).check().unwrap(), &s.train, 30.0, 7, Device::Cpu).unwrap();
+    let b = audit::train_fixed_rate(&spec(1.0).check().unwrap(), &s.train, 30.0, 7, Device::Cpu).unwrap();
     assert_eq!(params(&a), params(&b));
-    let c = audit::train_fixed_rate(&spec(1.0), &s.train, 30.0, 8, Device::Cpu).unwrap();
+    let c = audit::train_fixed_rate(&spec(1.0).check().unwrap(), &s.train, 30.0, 8, Device::Cpu).unwrap();
     assert_ne!(params(&a), params(&c));
 
     // the standard trainer too
@@ -48,8 +49,8 @@ fn same_seed_bit_identical_models_and_scores() {
         FitConfig { epochs: 2.0, batch_size: 20, dp: Some(DpSettings::default()), ..FitConfig::default() };
     let mut f1 = Model::new(&ModelKind::Softmax, &s.train.example_shape(), 10, Some(3), Device::Cpu).unwrap();
     let mut f2 = Model::new(&ModelKind::Softmax, &s.train.example_shape(), 10, Some(3), Device::Cpu).unwrap();
-    fit(&mut f1, &s.train, &cfg, Some(3), Device::Cpu, &mut |_| {}).unwrap();
-    fit(&mut f2, &s.train, &cfg, Some(3), Device::Cpu, &mut |_| {}).unwrap();
+    fit(&mut f1, &s.train, &cfg.check_ref().unwrap(), Some(3), Device::Cpu, &mut |_| {}).unwrap();
+    fit(&mut f2, &s.train, &cfg.check_ref().unwrap(), Some(3), Device::Cpu, &mut |_| {}).unwrap();
     assert_eq!(params(&f1), params(&f2));
 
     // audit scores
@@ -84,9 +85,13 @@ fn different_seeds_give_different_noise_same_seed_same_noise() {
     tch::set_num_threads(1);
     let m = Model::new(&ModelKind::Softmax, &[5], 3, Some(0), Device::Cpu).unwrap();
     let noise = |seed: u64| {
-        let mut d =
-            DpSgd::new(&m, DpSettings { noise_multiplier: 2.0, ..DpSettings::default() }, 1.0, Some(seed))
-                .unwrap();
+        let mut d = DpSgd::new(
+            &m,
+            DpSettings { noise_multiplier: 2.0, ..DpSettings::default() }.check().unwrap(),
+            1.0,
+            Some(seed),
+        )
+        .unwrap();
         d.write_noise();
         d.grads().iter().map(|g| Vec::<f32>::try_from(&g.flatten(0, -1)).unwrap()).collect::<Vec<_>>()
     };

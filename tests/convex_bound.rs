@@ -30,6 +30,7 @@ use crowdout::collective::{plant, triggered_test, CollectiveSpec, Strategy, Trig
 use crowdout::data::Dataset;
 use crowdout::dpsgd::{Clipping, DpSettings, GradMode, OptimizerKind};
 use crowdout::models::{Model, ModelKind};
+use crowdout::params::ParamGuard;
 use crowdout::train::fit::{dp_steps, fit, FitConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -299,7 +300,8 @@ fn check_against_trainer(w: &World, r: &RefPoint, s: &Setting, label: &str) -> O
         assert_eq!(bound.kind, BoundKind::Guarantee);
         assert_eq!(bound.probability, Some(1.0 - BETA));
         assert_eq!(bound.value, detail.bound.value);
-        let fo = fit(&mut model, &w.train, &cfg, Some(seed), Device::Cpu, &mut |_| {}).unwrap();
+        let fo = fit(&mut model, &w.train, &cfg.check_ref().unwrap(), Some(seed), Device::Cpu, &mut |_| {})
+            .unwrap();
         assert_eq!(
             (fo.steps, fo.sample_rate),
             (s.steps, s.q()),
@@ -481,7 +483,8 @@ fn second_moment_guarantee_holds_on_the_trainer_at_small_q() {
         .unwrap();
         // §2.6's worst-case radius is vacuous here: the point of the second-moment bound.
         let old = convex_dpsgd_bound(&inputs(&r, &s, &theta0)).unwrap().value;
-        let fo = fit(&mut model, &w.train, &cfg, Some(seed), Device::Cpu, &mut |_| {}).unwrap();
+        let fo = fit(&mut model, &w.train, &cfg.check_ref().unwrap(), Some(seed), Device::Cpu, &mut |_| {})
+            .unwrap();
         assert_eq!(fo.steps, s.steps);
         let m = measured_success(&model, &w.trig);
         let d2 = dist(&theta_of(&model), &r.theta).powi(2);

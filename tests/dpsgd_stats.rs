@@ -4,6 +4,7 @@
 use crowdout::data::Dataset;
 use crowdout::dpsgd::{DpSettings, DpSgd, GradMode, NoiseSource, OptimizerKind, PoissonSampler};
 use crowdout::models::{Model, ModelKind};
+use crowdout::params::ParamGuard;
 use crowdout::rng::{stream, Stream};
 use crowdout::train::fit::{dp_steps, fit, FitConfig, FitError};
 use rand_distr::{Distribution, StandardNormal};
@@ -77,7 +78,7 @@ crowdout::test_device!(
         let m = Model::new(&ModelKind::Softmax, &[300], 10, Some(1), device).unwrap();
         let (sigma, c, l) = (2.0, 1.5, 40.0);
         let s = DpSettings { noise_multiplier: sigma, max_grad_norm: c, ..DpSettings::default() };
-        let mut d = DpSgd::new(&m, s, l, Some(2)).unwrap();
+        let mut d = DpSgd::new(&m, s.check().unwrap(), l, Some(2)).unwrap();
         let reference = crowdout::dpsgd::NoiseSource::new(Some(2));
         let inv_l = (1.0 / l) as f32;
         for draw in 0..2u64 {
@@ -158,7 +159,7 @@ fn training_reduces_loss_with_and_without_dp(device) {
             ..FitConfig::default()
         };
         let mut seen = 0;
-        let out = fit(&mut m, &data, &cfg, Some(43), device, &mut |_| seen += 1).unwrap();
+        let out = fit(&mut m, &data, &cfg.check().unwrap(), Some(43), device, &mut |_| seen += 1).unwrap();
         let loss1 = Model::per_example_loss(&m.logits(&xd), &yd).mean(Kind::Float).double_value(&[]);
         assert_eq!(seen as u64, out.steps);
         if dp.is_some() {
@@ -180,11 +181,10 @@ fn fit_is_reproducible_and_validates() {
         FitConfig { epochs: 1.0, batch_size: 20, dp: Some(DpSettings::default()), ..FitConfig::default() };
     let run = || {
         let mut m = Model::new(&ModelKind::Softmax, &[5], 2, Some(1), Device::Cpu).unwrap();
-        fit(&mut m, &data, &cfg, Some(2), Device::Cpu, &mut |_| {}).unwrap();
+        fit(&mut m, &data, &cfg.check_ref().unwrap(), Some(2), Device::Cpu, &mut |_| {}).unwrap();
         m.parameters()[0].copy()
     };
     assert!(run().equal(&run()));
-    let mut m = Model::new(&ModelKind::Softmax, &[5], 2, Some(1), Device::Cpu).unwrap();
     for (bad, field) in [
         (FitConfig { lr: 0.0, ..cfg.clone() }, "lr"),
         (FitConfig { batch_size: 0, ..cfg.clone() }, "batch_size"),
@@ -201,13 +201,14 @@ fn fit_is_reproducible_and_validates() {
             "max_grad_norm",
         ),
     ] {
-        let e = fit(&mut m, &data, &bad, Some(1), Device::Cpu, &mut |_| {}).unwrap_err();
+        // Refused where the settings are checked, naming the field; `fit` takes only checked ones.
+        let e = bad.check().unwrap_err();
         assert!(e.to_string().contains(field), "{e}");
     }
     let wrong = Model::new(&ModelKind::Softmax, &[6], 2, Some(1), Device::Cpu).unwrap();
     let mut wrong = wrong;
     assert!(matches!(
-        fit(&mut wrong, &data, &cfg, Some(1), Device::Cpu, &mut |_| {}),
+        fit(&mut wrong, &data, &cfg.check_ref().unwrap(), Some(1), Device::Cpu, &mut |_| {}),
         Err(FitError::ShapeMismatch { .. })
     ));
     // TOML round trip with unknown fields rejected.

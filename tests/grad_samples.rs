@@ -5,6 +5,7 @@
 use crowdout::dpsgd::engine::{clip_factors, clipped_grad_sum, per_sample_grads, per_sample_sq_norms};
 use crowdout::dpsgd::{Clipping, DpSettings, DpSgd, GradMode};
 use crowdout::models::{Model, ModelKind};
+use crowdout::params::ParamGuard;
 use crowdout::rng::{stream, Stream};
 use rand::RngExt;
 use rand_distr::{Distribution, StandardNormal};
@@ -116,7 +117,7 @@ fn check_model(name: &str, model: &Model, x: &Tensor, y: &Tensor) {
             grad_mode: mode,
             max_physical_batch: Some(2),
         };
-        let mut d = DpSgd::new(model, s, n as f64, Some(11)).unwrap();
+        let mut d = DpSgd::new(model, s.check().unwrap(), n as f64, Some(11)).unwrap();
         d.privatise(model, x, y);
         upd.push(d.grads().iter().map(|g| g.copy()).collect::<Vec<_>>());
     }

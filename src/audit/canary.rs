@@ -36,6 +36,7 @@ use crate::collective::Trigger;
 use crate::data::Dataset;
 use crate::dpsgd::{DpSettings, DpSgd, Optimizer, OptimizerKind, PoissonSampler};
 use crate::models::{Model, ModelKind};
+use crate::params::{Checked, ParamGuard};
 
 /// Which label a canary carries.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -79,9 +80,11 @@ impl Default for TrainSpec {
     }
 }
 
-impl TrainSpec {
+impl ParamGuard for TrainSpec {
+    type Error = AuditError;
+
     /// Reject T = 0, q ∉ (0, 1], lr ≤ 0 and bad DP settings.
-    pub fn check(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         if self.steps == 0 {
             return Err(AuditError::Invalid { field: "steps", value: "0".into(), reason: "must be ≥ 1" });
         }
@@ -99,10 +102,12 @@ impl TrainSpec {
                 reason: "must be finite and > 0",
             });
         }
-        self.dp.check()?;
+        self.dp.validate()?;
         Ok(())
     }
+}
 
+impl TrainSpec {
     /// A fresh model for `data`, initialised from `seed`.
     pub fn build(&self, data: &Dataset, seed: u64, device: Device) -> Result<Model> {
         let shape = data.example_shape();
@@ -118,13 +123,12 @@ impl TrainSpec {
 /// Trains a fresh model on `data` with DP-SGD at the fixed rate `spec.sample_rate` and the fixed
 /// normaliser `normaliser` (see the module docs); all randomness from `seed`'s streams.
 pub fn train_fixed_rate(
-    spec: &TrainSpec,
+    spec: &Checked<TrainSpec>,
     data: &Dataset,
     normaliser: f64,
     seed: u64,
     device: Device,
 ) -> Result<Model> {
-    spec.check()?;
     if data.is_empty() {
         return Err(AuditError::Data("the training set is empty".into()));
     }
@@ -132,7 +136,7 @@ pub fn train_fixed_rate(
     let params = model.parameters();
     let mut opt = Optimizer::new(OptimizerKind::Sgd, spec.lr, 0.0, 0.0, &params);
     let mut sampler = PoissonSampler::new(data.len() as usize, spec.sample_rate, Some(seed))?;
-    let mut dp = DpSgd::new(&model, spec.dp.clone(), normaliser, Some(seed))?;
+    let mut dp = DpSgd::new(&model, Checked::assume_checked(spec.dp.clone()), normaliser, Some(seed))? /* checked with `spec` */;
     for _ in 0..spec.steps {
         let idx = Tensor::from_slice(&sampler.sample());
         let x = data.x.f_index_select(0, &idx)?;
@@ -297,7 +301,7 @@ pub fn multi_run(
     device: Device,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<MultiRunReport> {
-    cfg.train.check()?;
+    let train = cfg.train.check_ref()?;
     check_level(cfg.delta, cfg.beta)?;
     if cfg.runs < 2 {
         return Err(AuditError::Invalid {
@@ -317,10 +321,10 @@ pub fn multi_run(
     let (mut scores_in, mut scores_out) = (Vec::with_capacity(cfg.runs), Vec::with_capacity(cfg.runs));
     let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
     for i in 0..cfg.runs {
-        let m_in = train_fixed_rate(&cfg.train, &with, normaliser, seeds[2 * i], device)?;
+        let m_in = train_fixed_rate(&train, &with, normaliser, seeds[2 * i], device)?;
         scores_in.push(mean(margin_scores(&m_in, &canaries.x, &canaries.y)?));
         progress(2 * i as u64 + 1, total);
-        let m_out = train_fixed_rate(&cfg.train, base, normaliser, seeds[2 * i + 1], device)?;
+        let m_out = train_fixed_rate(&train, base, normaliser, seeds[2 * i + 1], device)?;
         scores_out.push(mean(margin_scores(&m_out, &canaries.x, &canaries.y)?));
         progress(2 * i as u64 + 2, total);
     }
@@ -413,7 +417,7 @@ pub fn one_run(
     device: Device,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<OneRunReport> {
-    cfg.train.check()?;
+    let train = cfg.train.check_ref()?;
     check_level(cfg.delta, cfg.beta)?;
     let m = canaries.len() as usize;
     if m < 2 {
@@ -455,7 +459,7 @@ pub fn one_run(
         )?
     };
     let seed = run_seeds(cfg.seed, 4, 1)[0];
-    let model = train_fixed_rate(&cfg.train, &data, cfg.train.sample_rate * n_base as f64, seed, device)?;
+    let model = train_fixed_rate(&train, &data, cfg.train.sample_rate * n_base as f64, seed, device)?;
     progress(1, 1);
     let scores = margin_scores(&model, &canaries.x, &canaries.y)?;
     let mut order: Vec<usize> = (0..m).collect();

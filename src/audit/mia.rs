@@ -27,6 +27,7 @@ use super::{run_seeds, AuditError, Result};
 use crate::collective::{plant, success, CollectiveSpec};
 use crate::data::Dataset;
 use crate::models::{Model, ModelKind};
+use crate::params::ParamGuard;
 use crate::train::fit::{fit, FitConfig};
 
 /// Settings of a membership-inference experiment. `Default` is the one source of defaults.
@@ -129,7 +130,7 @@ pub fn mia(
     device: Device,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<MiaReport> {
-    cfg.fit.check()?;
+    let fit_cfg = cfg.fit.check_ref()?;
     let (nm, nn) = (cfg.members, cfg.non_members);
     if nm < 2 || nn < 2 {
         return Err(AuditError::Invalid {
@@ -165,7 +166,7 @@ pub fn mia(
     let total = 1 + cfg.shadows as u64;
     let target_seed = run_seeds(cfg.seed, 5, 1)[0];
     let mut target = build(cfg, &members, target_seed, device)?;
-    let outcome = fit(&mut target, &members, &cfg.fit, Some(target_seed), device, &mut |_| {})?;
+    let outcome = fit(&mut target, &members, &fit_cfg, Some(target_seed), device, &mut |_| {})?;
     progress(1, total);
 
     let (loss_in, phi_in, ok_in) = per_record(&target, &members)?;
@@ -212,7 +213,8 @@ pub fn mia(
             fc.batch_size = ((cfg.fit.batch_size as f64 * chosen.len() as f64 / nm as f64).round() as usize)
                 .clamp(1, chosen.len());
             let mut model = build(cfg, &data, s, device)?;
-            fit(&mut model, &data, &fc, Some(s), device, &mut |_| {})?;
+            // A shadow's own batch size: a new configuration, checked as such.
+            fit(&mut model, &data, &fc.check()?, Some(s), device, &mut |_| {})?;
             let (_, phi, _) = per_record(&model, &pool)?;
             let mut is_in = vec![false; p];
             for &c in &chosen {

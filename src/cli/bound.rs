@@ -631,8 +631,7 @@ fn ceiling_cmd(json: bool, a: CeilingArgs) -> anyhow::Result<()> {
         results.push(("profile", b));
     }
     if let Some(mu) = a.gdp_mu {
-        let b = ceiling::ceiling_gdp(a.s0, mu, a.adjacency.group_size(a.k))
-            .map_err(flag_err)?;
+        let b = ceiling::ceiling_gdp(a.s0, mu, a.adjacency.group_size(a.k)).map_err(flag_err)?;
         results.push(("gdp (approximate)", b));
     }
     if results.is_empty() {

@@ -12,8 +12,9 @@ use crowdout::data::{DatasetSpec, Limits};
 use crowdout::device::DeviceChoice;
 use crowdout::dpsgd::{Clipping, DpSettings, GradMode};
 use crowdout::models::ModelKind;
+use crowdout::params::ParamGuard;
 use crowdout::train::fit::{FitConfig, InputNorm, LrSchedule, OptimizerKind, StepInfo};
-use crowdout::train::run::{self, Progress, RunConfig, DEFAULT_DELTA};
+use crowdout::train::run::{self, Progress, RunConfig, TrainError, DEFAULT_DELTA};
 
 fn fit_default() -> FitConfig {
     FitConfig::default()
@@ -212,7 +213,9 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         collectives: a.collectives.clone(),
         seed: a.seed,
         device: a.device,
-    };
+    }
+    .check()
+    .map_err(name_flag)?;
     if let Some(out) = &a.out {
         // Fail before training, not after, if the record cannot be written.
         if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -271,4 +274,15 @@ fn summary_line(r: &run::RunRecord) -> String {
         }
     }
     s
+}
+
+/// A run's error worded for the command line: an invalid setting names its flag
+/// (`batch_size` → `--batch-size`); others as they are.
+fn name_flag(e: TrainError) -> anyhow::Error {
+    match e.invalid_setting() {
+        Some((field, value, reason)) if !field.contains(' ') => {
+            anyhow::anyhow!("invalid --{} = {value}: {reason}", field.replace('_', "-"))
+        }
+        _ => e.into(),
+    }
 }

@@ -80,9 +80,11 @@ impl Default for DpSettings {
     }
 }
 
-impl DpSettings {
+impl crate::params::ParamGuard for DpSettings {
+    type Error = DpError;
+
     /// Reject σ < 0 or not finite, C ≤ 0 or not finite, `max_physical_batch = 0`.
-    pub fn check(&self) -> Result<(), DpError> {
+    fn validate(&self) -> Result<(), DpError> {
         if !(self.noise_multiplier.is_finite() && self.noise_multiplier >= 0.0) {
             return Err(DpError::Invalid {
                 field: "noise_multiplier",

@@ -12,11 +12,12 @@ use super::engine::clipped_grad_sum;
 use super::noise::NoiseSource;
 use super::{DpError, DpSettings};
 use crate::models::Model;
+use crate::params::Checked;
 use tch::{Device, Kind, Tensor};
 
 #[derive(Debug)]
 pub struct DpSgd {
-    pub settings: DpSettings,
+    pub settings: Checked<DpSettings>,
     /// L = qN, the normaliser.
     pub expected_batch: f64,
     noise: NoiseSource,
@@ -37,11 +38,10 @@ pub struct StepStats {
 impl DpSgd {
     pub fn new(
         model: &Model,
-        settings: DpSettings,
+        settings: Checked<DpSettings>,
         expected_batch: f64,
         seed: Option<u64>,
     ) -> Result<Self, DpError> {
-        settings.check()?;
         if !(expected_batch.is_finite() && expected_batch > 0.0) {
             return Err(DpError::Invalid {
                 field: "expected batch size",

@@ -32,6 +32,7 @@ use crate::data::{self, DataDir, DatasetSpec, Limits, Split};
 use crate::device::DeviceChoice;
 use crate::dpsgd::DpSettings;
 use crate::models::ModelKind;
+use crate::params::ParamGuard;
 use crate::train::fit::FitConfig;
 use crate::train::run::{self, RunConfig, RunRecord, Silent};
 
@@ -151,7 +152,7 @@ fn baseline_key(cell: &Cell) -> String {
 
 /// Train without the collective and measure the trigger's success rate S₀ on that model.
 fn train_baseline(cell: &Cell) -> Result<Baseline, String> {
-    let cfg = run_config(cell, 0.0)?;
+    let cfg = run_config(cell, 0.0)?.check().map_err(|e| e.to_string())?;
     let spec = measuring_spec(cell)?;
     with_split(&cfg, cell.train.one_vs_rest, |split| {
         let trained = run::train_on(&cfg, split, &mut Silent).map_err(|e| e.to_string())?;
@@ -226,7 +227,7 @@ pub fn run_cell(cell: &Cell) -> Result<ResultRow, String> {
         row.wall_s = Some(b.record.wall_seconds);
         return Ok(row);
     }
-    let cfg = run_config(cell, cell.alpha)?;
+    let cfg = run_config(cell, cell.alpha)?.check().map_err(|e| e.to_string())?;
     let (rec, xi, convex) = with_split(&cfg, cell.train.one_vs_rest, |split| {
         let rec = run::execute_on(&cfg, split, &mut Silent).map_err(|e| e.to_string())?;
         let xi = hardt::xi_hat(&split.train, &cfg.collectives[0].trigger)?;

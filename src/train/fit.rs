@@ -11,6 +11,7 @@ use crate::data::Dataset;
 pub use crate::dpsgd::OptimizerKind;
 use crate::dpsgd::{DpError, DpSettings, DpSgd, Optimizer, PoissonSampler};
 use crate::models::Model;
+use crate::params::{Checked, ParamGuard};
 use crate::rng::{self, Stream};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -191,9 +192,11 @@ pub enum FitError {
     Tch(#[from] tch::TchError),
 }
 
-impl FitConfig {
+impl ParamGuard for FitConfig {
+    type Error = FitError;
+
     /// Reject epochs ≤ 0, batch 0, lr ≤ 0, momentum ∉ [0, 1), weight decay < 0, bad DP settings.
-    pub fn check(&self) -> Result<(), FitError> {
+    fn validate(&self) -> Result<(), FitError> {
         let bad = |field, value: f64, reason| {
             let value = if value.abs() >= 1e15 { format!("{value:e}") } else { value.to_string() };
             Err(FitError::Invalid { field, value, reason })
@@ -217,7 +220,7 @@ impl FitConfig {
             return bad("weight_decay", self.weight_decay, "must be finite and ≥ 0");
         }
         if let Some(dp) = &self.dp {
-            dp.check()?;
+            dp.validate()?;
             if self.input_norm == InputNorm::Fit {
                 return Err(FitError::Invalid {
                     field: "input_norm",
@@ -227,6 +230,13 @@ impl FitConfig {
             }
         }
         Ok(())
+    }
+}
+
+impl Checked<FitConfig> {
+    /// The DP settings, checked as part of the whole.
+    pub fn dp_checked(&self) -> Option<Checked<DpSettings>> {
+        self.dp.clone().map(Checked::assume_checked)
     }
 }
 
@@ -270,12 +280,11 @@ pub fn nonprivate_step(model: &Model, opt: &mut Optimizer, x: &Tensor, y: &Tenso
 pub fn fit(
     model: &mut Model,
     train: &Dataset,
-    cfg: &FitConfig,
+    cfg: &Checked<FitConfig>,
     seed: Option<u64>,
     device: Device,
     on_step: &mut dyn FnMut(&StepInfo),
 ) -> Result<FitOutcome, FitError> {
-    cfg.check()?;
     let n = train.len();
     if n == 0 {
         return Err(FitError::EmptyData);
@@ -339,7 +348,8 @@ pub fn fit(
                 });
             }
             let mut sampler = PoissonSampler::new(nu, q, seed)?;
-            let mut dpsgd = DpSgd::new(model, dp.clone(), q * n as f64, seed)?;
+            // Checked as part of `cfg`.
+            let mut dpsgd = DpSgd::new(model, Checked::assume_checked(dp.clone()), q * n as f64, seed)?;
             for step in 1..=steps {
                 opt.set_lr(cfg.lr_schedule.lr_at(cfg.lr, step, steps));
                 let idx = sampler.sample();
@@ -425,7 +435,8 @@ mod tests {
             Model::new(&crate::models::ModelKind::Softmax, &[1, 12, 12], 2, Some(1), Device::Cpu).unwrap();
         let cfg =
             FitConfig { epochs: 1.0, batch_size: 40, input_norm: InputNorm::Fit, ..FitConfig::default() };
-        let out = fit(&mut model, &data, &cfg, Some(1), Device::Cpu, &mut |_| {}).unwrap();
+        let out =
+            fit(&mut model, &data, &cfg.check_ref().unwrap(), Some(1), Device::Cpu, &mut |_| {}).unwrap();
         let (m, s) = out.input_norm.expect("recorded");
         assert!((m[0] - x.mean(Kind::Double).double_value(&[])).abs() < 1e-6);
         // The model maps the training mean to 0: its logits there equal the bias.

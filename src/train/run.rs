@@ -11,6 +11,7 @@ use crate::collective::{self, CollectiveInfo, CollectiveSpec, MultiSuccessReport
 use crate::data::{self, DataDir, Dataset, DatasetSpec, Limits, Split};
 use crate::device::{self, DeviceChoice};
 use crate::models::{Model, ModelKind};
+use crate::params::{Checked, ParamGuard};
 use crate::provenance::Provenance;
 use crate::train::fit::{self, FitConfig, FitOutcome, StepInfo};
 
@@ -140,6 +141,22 @@ pub enum TrainError {
     Invalid { field: &'static str, value: String, reason: &'static str },
 }
 
+impl TrainError {
+    /// For an invalid setting, however deep it was found (run, fit or DP settings): the field (its
+    /// name in the structs and TOML specs; the CLI flag is `--` and the name with dashes), the
+    /// value and the reason. `None` for other errors.
+    pub fn invalid_setting(&self) -> Option<(&'static str, &str, &'static str)> {
+        match self {
+            TrainError::Invalid { field, value, reason }
+            | TrainError::Fit(fit::FitError::Invalid { field, value, reason })
+            | TrainError::Fit(fit::FitError::Dp(crate::dpsgd::DpError::Invalid { field, value, reason })) => {
+                Some((field, value, reason))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Progress callbacks of a run.
 pub trait Progress {
     /// Called once the number of steps is known.
@@ -152,9 +169,12 @@ pub trait Progress {
 pub struct Silent;
 impl Progress for Silent {}
 
-impl RunConfig {
-    /// Reject δ ∉ (0, 1), ε ≤ 0, a target ε without DP, before anything is loaded.
-    pub fn check(&self) -> Result<(), TrainError> {
+impl ParamGuard for RunConfig {
+    type Error = TrainError;
+
+    /// Reject δ ∉ (0, 1), ε ≤ 0, a target ε without DP, and bad training settings (σ of a target-ε
+    /// run is calibrated later and not checked here), before anything is loaded.
+    fn validate(&self) -> Result<(), TrainError> {
         if !(self.delta > 0.0 && self.delta < 1.0) {
             return Err(TrainError::Invalid {
                 field: "delta",
@@ -183,7 +203,7 @@ impl RunConfig {
         if let (Some(_), Some(dp)) = (self.target_epsilon, fit.dp.as_mut()) {
             dp.noise_multiplier = 0.0;
         }
-        fit.check()?;
+        fit.validate()?;
         Ok(())
     }
 }
@@ -245,7 +265,7 @@ pub fn account(
 
 /// Execute a run on an already loaded split (sweeps load once and reuse).
 pub fn execute_on(
-    cfg: &RunConfig,
+    cfg: &Checked<RunConfig>,
     split: &Split,
     progress: &mut dyn Progress,
 ) -> Result<RunRecord, TrainError> {
@@ -272,9 +292,12 @@ impl Trained {
 }
 
 /// [`execute_on`], keeping the model.
-pub fn train_on(cfg: &RunConfig, split: &Split, progress: &mut dyn Progress) -> Result<Trained, TrainError> {
+pub fn train_on(
+    cfg: &Checked<RunConfig>,
+    split: &Split,
+    progress: &mut dyn Progress,
+) -> Result<Trained, TrainError> {
     let started = Instant::now();
-    cfg.check()?;
     // An empty part would divide by zero below (train) or report a NaN accuracy (test).
     if split.train.is_empty() {
         return Err(TrainError::Invalid {
@@ -324,6 +347,9 @@ pub fn train_on(cfg: &RunConfig, split: &Split, progress: &mut dyn Progress) -> 
         ));
     }
 
+    // Checked with `cfg`, except a calibrated σ, which calibration returns finite and > 0.
+    debug_assert!(fit_cfg.validate().is_ok());
+    let fit_cfg = Checked::assume_checked(fit_cfg);
     let mut model = Model::new(&cfg.model, &train.example_shape(), train.num_classes, cfg.seed, device)?;
     progress.start(total, fit_cfg.dp.as_ref().map(|d| d.noise_multiplier), q);
     let outcome: FitOutcome =
@@ -363,7 +389,7 @@ pub fn train_on(cfg: &RunConfig, split: &Split, progress: &mut dyn Progress) -> 
     };
 
     let record = RunRecord {
-        config: RunConfig { fit: fit_cfg, ..cfg.clone() },
+        config: RunConfig { fit: fit_cfg.into_inner(), ..(**cfg).clone() },
         provenance: Provenance::collect(),
         device: format!("{device:?}"),
         data: DataRecord {
@@ -388,8 +414,7 @@ pub fn train_on(cfg: &RunConfig, split: &Split, progress: &mut dyn Progress) -> 
 }
 
 /// Load the data set named in `cfg` and execute the run.
-pub fn execute(cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunRecord, TrainError> {
-    cfg.check()?;
+pub fn execute(cfg: &Checked<RunConfig>, progress: &mut dyn Progress) -> Result<RunRecord, TrainError> {
     let split = data::load(&cfg.dataset, &DataDir::from_env(), &cfg.limits)?;
     execute_on(cfg, &split, progress)
 }
