@@ -9,6 +9,7 @@ pub mod convex;
 pub mod fake;
 pub mod hardt;
 pub mod merge;
+pub mod plan;
 pub mod run;
 pub mod spec;
 pub mod store;
