@@ -57,6 +57,15 @@ fn dry_run_shows_shards_progress_and_cost() {
     let text = stdout_ok(&crowdout(&["sweep", s, "--out", o, "--dry-run", "--shard", "2/5"], None));
     assert!(text.contains("36 cells in the grid, 7 in this shard, 0 to run, 7 done"), "{text}");
     assert_eq!(text.lines().filter(|l| l.contains("\tdone\t")).count(), 7);
+    // Cells done in the merged results.csv beside the shard files count as done for every shard
+    // (the merge job keeps those rows), so a shard does not run them again.
+    stdout_ok(&crowdout(&["sweep", s, "--out", o, "--no-progress"], None));
+    let text = stdout_ok(&crowdout(&["sweep", s, "--out", o, "--dry-run", "--shards", "5"], None));
+    assert!(text.contains("36 cells done, 0 to run"), "{text}");
+    let o3 = crowdout(&["sweep", s, "--out", o, "--shard", "1/5", "--no-progress"], None);
+    stdout_ok(&o3);
+    let e = String::from_utf8_lossy(&o3.stderr);
+    assert!(e.contains("ran 0 (0 failed), skipped 8 already done"), "{e}");
 }
 
 #[test]
@@ -128,7 +137,7 @@ fn slurm_dry_run_prints_the_scripts_and_submit_uses_sbatch() {
         "#SBATCH --account=proj",
         "#SBATCH --requeue",
         "--shard \"${SLURM_ARRAY_TASK_ID}/4\" --jobs 1 --torch-threads 4 --device cuda --no-progress",
-        "results.shard-{1..4}-of-4.csv --out \"$OUT\"/results.csv",
+        "\"${PREVIOUS[@]}\" \"$OUT\"/results.shard-{1..4}-of-4.csv --out \"$OUT\"/results.csv",
         "would run: sbatch --parsable",
         "--dependency=afterok:<array job id> --kill-on-invalid-dep=yes",
     ] {

@@ -155,8 +155,13 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
 
     cell::set_device(args.device);
     let store = ResultStore::open(&results)?;
-    let opts =
-        RunOptions { jobs: args.jobs, torch_threads: args.torch_threads, shard, progress: !args.no_progress };
+    let opts = RunOptions {
+        jobs: args.jobs,
+        torch_threads: args.torch_threads,
+        shard,
+        progress: !args.no_progress,
+        done_elsewhere: merged_done(&out, shard)?,
+    };
     let summary = match &fake {
         Some(f) => {
             eprintln!("warning: {FAKE_RUNNER_ENV} is set: using the FAKE test runner, no training");
@@ -185,6 +190,19 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// For a shard: the cells done in the merged `<out>/results.csv` beside it (an earlier merge, or an
+/// unsharded run into the same folder), which the shard skips; the merge job keeps their rows.
+fn merged_done(
+    out: &Path,
+    shard: Option<(usize, usize)>,
+) -> anyhow::Result<std::collections::HashSet<String>> {
+    let mut f = Finished::default();
+    if shard.is_some() {
+        f.add_file(&results_path(out, None))?;
+    }
+    Ok(f.done)
+}
+
 /// The dry run's report: the cells of this shard (listed when few, or with --list), the summary
 /// line, the shard sizes (with progress per shard file for --shards n) and the estimated cost.
 fn print_plan(
@@ -195,7 +213,7 @@ fn print_plan(
     list: bool,
 ) -> anyhow::Result<()> {
     let results = results_path(out, shard);
-    let mut this = Finished::default();
+    let mut this = Finished { done: merged_done(out, shard)?, ..Default::default() };
     this.add_file(&results)?;
     let mine = plan.indices(shard);
     let in_shard = mine.len();
@@ -244,10 +262,11 @@ fn print_plan(
         to_run = 0;
         let sizes: Vec<usize> = (1..=n).map(|i| shard_size(plan.len(), (i, n))).collect();
         writeln!(w, "--shards {n}: {}", size_ranges(&sizes))?;
+        let merged = merged_done(out, Some((1, n)))?;
         let mut rows = Vec::with_capacity(n);
         for i in 1..=n {
             let file = results_path(out, Some((i, n)));
-            let mut f = Finished::default();
+            let mut f = Finished { done: merged.clone(), ..Default::default() };
             f.add_file(&file)?;
             let t = if f.done.is_empty() { sizes[i - 1] } else { count_todo(plan, Some((i, n)), &f) };
             to_run += t;

@@ -1,6 +1,7 @@
 //! The sweep driver: shard selection, resume, a rayon pool of `jobs` workers, progress, and one
 //! store append per finished cell.
 
+use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
@@ -23,11 +24,20 @@ pub struct RunOptions {
     pub shard: Option<(usize, usize)>,
     /// Draw a progress bar with ETA on stderr.
     pub progress: bool,
+    /// Cells done in another results file, skipped like the store's own (a shard skips the cells
+    /// of the merged `results.csv` beside it).
+    pub done_elsewhere: HashSet<String>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { jobs: 1, torch_threads: None, shard: None, progress: false }
+        RunOptions {
+            jobs: 1,
+            torch_threads: None,
+            shard: None,
+            progress: false,
+            done_elsewhere: HashSet::new(),
+        }
     }
 }
 
@@ -157,7 +167,7 @@ pub fn run_sweep(
     let todo: Vec<usize> = mine
         .into_par_iter()
         .map_init(String::new, |buf, k| (k, plan.config_hash_with(k, buf)))
-        .filter(|(_, h)| !done.contains(h))
+        .filter(|(_, h)| !done.contains(h) && !opts.done_elsewhere.contains(h))
         .map(|(k, _)| k)
         .collect();
     drop(done);

@@ -67,7 +67,8 @@ impl Default for SlurmOptions {
     }
 }
 
-/// Where things are: every path absolute.
+/// Where things are: every path absolute. `out` and `workdir` appear in `#SBATCH` lines, which
+/// cannot quote: [`SlurmPaths::check`] refuses whitespace in them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SlurmPaths {
     /// The crowdout binary the jobs run (must be reachable from the compute nodes).
@@ -81,6 +82,19 @@ pub struct SlurmPaths {
 }
 
 impl SlurmPaths {
+    /// An error message if `out` or `workdir` cannot be written into an `#SBATCH` line.
+    pub fn check(&self) -> Result<(), String> {
+        for (what, p) in [("the output folder", &self.out), ("the current folder", &self.workdir)] {
+            if p.to_string_lossy().chars().any(|c| c.is_whitespace() || c == '%') {
+                return Err(format!(
+                    "{what} {} has whitespace or '%', which #SBATCH lines cannot carry; use another path",
+                    p.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// `<out>/slurm/`: the scripts, the frozen spec and `logs/`.
     pub fn dir(&self) -> PathBuf {
         self.out.join("slurm")
@@ -198,8 +212,15 @@ impl SlurmOptions {
         self.common_lines(&mut s, paths);
         s.push_str("set -euo pipefail\n");
         s.push_str(&format!("OUT={}\n", path_word(&paths.out)));
+        // Rows of an earlier merge (or of an unsharded run into this folder) stay: the shards
+        // skipped those cells.
+        s.push_str(
+            "PREVIOUS=()\nif [ -f \"$OUT\"/results.csv ]; then\n  \
+             cp \"$OUT\"/results.csv \"$OUT\"/slurm/results.before-merge.csv\n  \
+             PREVIOUS=(\"$OUT\"/slurm/results.before-merge.csv)\nfi\n",
+        );
         s.push_str(&format!(
-            "{bin} report --merge \"$OUT\"/results.shard-{{1..{n}}}-of-{n}.csv --out \"$OUT\"/results.csv\n",
+            "{bin} report --merge \"${{PREVIOUS[@]}}\" \"$OUT\"/results.shard-{{1..{n}}}-of-{n}.csv --out \"$OUT\"/results.csv\n",
             bin = path_word(&paths.binary)
         ));
         if self.report {
@@ -228,9 +249,9 @@ mod tests {
 
     fn paths() -> SlurmPaths {
         SlurmPaths {
-            binary: "/opt/crowdout/bin/crowdout".into(),
-            spec: "/scratch/my runs/s/slurm/spec.toml".into(),
-            out: "/scratch/my runs/s".into(),
+            binary: "/opt/my tools/crowdout".into(),
+            spec: "/scratch/runs/it's/slurm/spec.toml".into(),
+            out: "/scratch/runs/it's".into(),
             workdir: "/home/u/proj".into(),
         }
     }
@@ -259,7 +280,7 @@ mod tests {
             "#SBATCH --requeue",
             "#SBATCH --account=p1",
             "#SBATCH --chdir=/home/u/proj",
-            "exec /opt/crowdout/bin/crowdout sweep '/scratch/my runs/s/slurm/spec.toml' --out '/scratch/my runs/s' \
+            "exec '/opt/my tools/crowdout' sweep '/scratch/runs/it'\\''s/slurm/spec.toml' --out '/scratch/runs/it'\\''s' \
              --shard \"${SLURM_ARRAY_TASK_ID}/8\" --jobs 2 --torch-threads 2 --device cuda --no-progress",
         ] {
             assert!(s.lines().any(|l| l == line), "missing `{line}` in\n{s}");
@@ -267,10 +288,12 @@ mod tests {
         let m = o.merge_script("demo", &paths());
         assert!(!m.contains("gres") && m.contains("--cpus-per-task=1"), "{m}");
         assert!(
-            m.contains("report --merge \"$OUT\"/results.shard-{1..8}-of-8.csv --out \"$OUT\"/results.csv"),
+            m.contains(
+                "report --merge \"${PREVIOUS[@]}\" \"$OUT\"/results.shard-{1..8}-of-8.csv --out \"$OUT\"/results.csv"
+            ),
             "{m}"
         );
-        assert!(m.contains("OUT='/scratch/my runs/s'"), "{m}");
+        assert!(m.contains(r"OUT='/scratch/runs/it'\''s'"), "{m}");
     }
 
     #[test]
@@ -281,5 +304,7 @@ mod tests {
         assert_eq!(parse_job_id("1234\n"), Some(1234));
         assert_eq!(parse_job_id("77;cluster\n"), Some(77));
         assert_eq!(parse_job_id("sbatch: error"), None);
+        assert!(paths().check().is_ok());
+        assert!(SlurmPaths { out: "/scratch/my runs".into(), ..paths() }.check().is_err());
     }
 }
