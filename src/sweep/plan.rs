@@ -102,8 +102,8 @@ impl Plan {
     /// Renders every axis value once; fails only for a grid of more than `usize::MAX` cells.
     pub fn new(spec: &SweepSpec) -> Result<Plan, SweepError> {
         let g = &spec.grid;
-        let dataset = Axis::new(g.dataset.iter().cloned(), |v| json(v));
-        let model = Axis::new(g.model.iter().cloned(), |v| json(v));
+        let dataset = Axis::new(g.dataset.iter().cloned(), json);
+        let model = Axis::new(g.model.iter().cloned(), json);
         // The collective's label is left out of the hash (see Cell::canonical_json).
         let collective =
             Axis::new(g.collectives.iter().cloned(), |c| format!("{{\"spec\":{}}}", json(&c.spec)));
@@ -115,8 +115,8 @@ impl Plan {
         });
         let arm = Axis::new(arms, |(p, c)| format!("{}|{}", json(p), json(c)));
         let arm_json = arm.values.iter().map(|(p, c)| (json(p), json(c))).collect();
-        let alpha = Axis::new(g.alpha.iter().copied(), |v| json(v));
-        let seed = Axis::new(g.seed.iter().copied(), |v| json(v));
+        let alpha = Axis::new(g.alpha.iter().copied(), json);
+        let seed = Axis::new(g.seed.iter().copied(), json);
         let len = [dataset.len(), model.len(), collective.len(), arm.len(), alpha.len(), seed.len()]
             .into_iter()
             .try_fold(1usize, |acc, n| acc.checked_mul(n))
@@ -361,7 +361,7 @@ one_vs_rest = 1
 
     #[test]
     fn shards_are_index_classes() {
-        let s = SweepSpec::from_toml_str(&SPEC.to_string(), Path::new("p.toml")).unwrap();
+        let s = SweepSpec::from_toml_str(SPEC, Path::new("p.toml")).unwrap();
         let plan = Plan::new(&s).unwrap();
         let n = 7;
         let mut all: Vec<usize> = Vec::new();
