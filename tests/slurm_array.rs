@@ -237,15 +237,14 @@ fn failed_cancelled_and_requeued_tasks_resume_and_lose_nothing() {
     std::thread::sleep(Duration::from_millis(500)); // into the next cell
     run(Command::new("scancel").arg(format!("{a1}_1")));
     run(Command::new("scontrol").args(["requeue", &format!("{a1}_2")]));
-    // Slurm holds a requeued job back (its begin time is set ~2 minutes ahead); let it start as
-    // soon as its old allocation is released.
+    // Slurm holds a requeued job back (its begin time is set ~2 minutes ahead). Release it once
+    // the killed run has surely ended (KillWait = 5 s in tests/slurm/run.sh): released earlier,
+    // the old run's exit can be booked against the new one.
     let t_requeue = Instant::now();
-    while t_requeue.elapsed() < Duration::from_secs(30) {
-        let pending = queue(&[&format!("{a1}_2")]).iter().any(|(_, st)| st == "PENDING");
-        if pending {
-            let o =
-                Command::new("scontrol").args(["update", &format!("JobId={a1}_2"), "StartTime=now"]).output();
-            eprintln!("faults: scontrol update StartTime=now: {:?}", o.map(|o| o.status));
+    std::thread::sleep(Duration::from_secs(10));
+    while t_requeue.elapsed() < Duration::from_secs(60) {
+        if queue(&[&format!("{a1}_2")]).iter().any(|(_, st)| st == "PENDING") {
+            run(Command::new("scontrol").args(["update", &format!("JobId={a1}_2"), "StartTime=now"]));
             break;
         }
         std::thread::sleep(Duration::from_millis(200));

@@ -157,7 +157,7 @@ set -e
 summary=$(grep -E '^test result:' "$T/log/test.log" | tail -n 1)
 passed=$(echo "$summary" | sed -nE 's/.* ([0-9]+) passed.*/\1/p')
 failed=$(echo "$summary" | sed -nE 's/.* ([0-9]+) failed.*/\1/p')
-echo "test-slurm: $(($(date +%s) - t0)) s of tests on a $CPUS-CPU single-node Slurm"
+echo "test-slurm: $(($(date +%s) - t0)) s for cargo test (its build included) on a $CPUS-CPU single-node Slurm"
 if [ "$rc" != 0 ] && [ "${failed:-0}" = 0 ]; then failed=1; fi
 if [ "${passed:-0}" = 0 ] && [ "$rc" = 0 ]; then echo "test-slurm: no test ran" >&2; rc=1; fi
 echo "slurm: ${passed:-0} passed, ${failed:-1} failed"
