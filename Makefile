@@ -1,6 +1,7 @@
 # crowdout — every target installs what it needs on first use.
 #   make demo   small end-to-end sweep with its plot
 #   make test   the whole test suite (what CI runs); make test-cuda on a GPU machine
+#   make test-slurm   the Slurm tests on a single-node Slurm it installs and starts (root)
 # libtorch comes from the PyTorch wheel on PyPI, kept in a per-user cache keyed by torch and
 # Python version, so a fresh clone reuses it. Set LIBTORCH=/path/to/libtorch to use your own.
 
@@ -16,12 +17,12 @@ CARGO ?= cargo
 BIN := target/release/crowdout
 JOBS ?= 2
 
-.PHONY: all setup venv build test test-cuda demo bench bench-opacus bench-versus data clean-venv help
+.PHONY: all setup venv build test test-cuda test-slurm demo bench bench-opacus bench-versus data clean-venv help
 
 all: build
 
 help:
-	@sed -n '1,6p' Makefile
+	@sed -n '1,7p' Makefile
 
 # ---- libtorch -------------------------------------------------------------------------------
 ifeq ($(strip $(LIBTORCH)),)
@@ -64,6 +65,11 @@ test: build
 # must run (a missing GPU fails them instead of skipping).
 test-cuda: build
 	CROWDOUT_REQUIRE=cuda $(CARGO) test --release -- --test-threads=1 cuda
+
+# A real single-node Slurm (installed with apt on first use, started and stopped around the run):
+# job arrays, scancel/requeue, the merge job (tests/slurm_array.rs).
+test-slurm: build
+	CARGO="$(CARGO)" tests/slurm/run.sh
 
 # ---- data ------------------------------------------------------------------------------------
 data: build

@@ -1,7 +1,10 @@
 #!/bin/bash
-# Merge the shard files of one sweep into <out>/results.csv and write the report.
+# Merge the shard files of one sweep into <out>/results.csv and write the report: for shards run
+# by hand (`crowdout sweep --shard i/N`). `crowdout sweep --slurm` writes and submits its own merge
+# job (<out>/slurm/merge.sbatch); see README.md here.
 #   experiments/slurm/merge.sh results/mnist
-# Fails (non-zero) if two shards disagree on a cell; failed cells stay listed in summary.md.
+# An existing <out>/results.csv is merged in (its rows are kept). Fails (non-zero) if two files
+# disagree on a cell; failed cells stay listed in summary.md.
 set -euo pipefail
 OUT="${1:?usage: merge.sh OUT_DIR}"
 CROWDOUT="${CROWDOUT:-crowdout}"
@@ -22,5 +25,10 @@ done
 if [ ${#SHARDS[@]} -ne "$N" ]; then
   echo "merge.sh: warning: ${#SHARDS[@]} of $N shard files present" >&2
 fi
-"$CROWDOUT" report --merge "${SHARDS[@]}" --out "$OUT/results.csv"
+PREVIOUS=()
+if [ -f "$OUT/results.csv" ]; then
+  cp "$OUT/results.csv" "$OUT/results.before-merge.csv"
+  PREVIOUS=("$OUT/results.before-merge.csv")
+fi
+"$CROWDOUT" report --merge "${PREVIOUS[@]}" "${SHARDS[@]}" --out "$OUT/results.csv"
 "$CROWDOUT" report "$OUT/results.csv" --out "$OUT"

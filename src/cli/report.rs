@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crowdout::report::{build_report, DEFAULT_TARGET_SUCCESS};
-use crowdout::sweep::merge::{merge_files, write_results};
+use crowdout::sweep::merge::merge_files_to;
 
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
@@ -33,14 +33,12 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         if args.inputs.contains(&out) {
             anyhow::bail!("--out {} is also an input; write the merge elsewhere", out.display());
         }
-        let rows = merge_files(&args.inputs)?;
-        write_results(&out, &rows)?;
-        let failed = rows.iter().filter(|r| !r.is_ok()).count();
+        let m = merge_files_to(&args.inputs, &out)?;
         eprintln!(
             "{}: {} cells ({} failed) merged from {} file(s)",
             out.display(),
-            rows.len(),
-            failed,
+            m.rows,
+            m.failed,
             args.inputs.len()
         );
         return Ok(());

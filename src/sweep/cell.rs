@@ -134,8 +134,21 @@ pub fn run_config(cell: &Cell, alpha: f64) -> Result<RunConfig, String> {
         accountant: t.accountant,
         collectives,
         seed: Some(cell.seed),
-        device: DeviceChoice::Cpu,
+        device: device(),
     })
+}
+
+static DEVICE: OnceLock<DeviceChoice> = OnceLock::new();
+
+/// Sets the device every cell of this process trains on (`crowdout sweep --device`); only the
+/// first call counts (false after that). Without a call: the CPU. The device is not part of a
+/// cell's hash: like the thread count, it can change the low bits of the results, not the cell.
+pub fn set_device(choice: DeviceChoice) -> bool {
+    DEVICE.set(choice).is_ok()
+}
+
+fn device() -> DeviceChoice {
+    DEVICE.get().copied().unwrap_or(DeviceChoice::Cpu)
 }
 
 /// The collective spec used to *measure* success on a model (α is irrelevant to measuring).

@@ -7,9 +7,12 @@
 pub mod cell;
 pub mod convex;
 pub mod fake;
+pub mod finished;
 pub mod hardt;
 pub mod merge;
+pub mod plan;
 pub mod run;
+pub mod slurm;
 pub mod spec;
 pub mod store;
 

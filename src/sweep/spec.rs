@@ -24,7 +24,7 @@
 //! ```
 //! Non-private cells do not clip, so the clip axis collapses for them (one cell, `clip` empty).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -185,9 +185,7 @@ impl Cell {
                 c.remove("name");
             }
         }
-        let mut out = String::new();
-        write_canonical(&v, &mut out);
-        out
+        canonical_json_of(&v)
     }
 
     /// First 16 hex digits of SHA-256 of [`Cell::canonical_json`]: stable across runs,
@@ -207,6 +205,12 @@ impl Cell {
 }
 
 /// JSON with object keys sorted at every level (serde_json's own number formatting).
+pub(crate) fn canonical_json_of(v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    write_canonical(v, &mut out);
+    out
+}
+
 fn write_canonical(v: &serde_json::Value, out: &mut String) {
     use serde_json::Value;
     match v {
@@ -619,43 +623,9 @@ impl SweepSpec {
 
     /// Every cell, in a fixed order (dataset, model, collective, privacy, clip, alpha, seed;
     /// the last varies fastest). Non-private arms get `clip = None` once instead of once per C.
+    /// Builds every cell: for large grids, address cells by index with [`super::plan::Plan`].
     pub fn cells(&self) -> Vec<Cell> {
-        let g = &self.grid;
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        for dataset in &g.dataset {
-            for model in &g.model {
-                for collective in &g.collectives {
-                    for &privacy in &g.privacy {
-                        let clips: Vec<Option<f64>> = match privacy {
-                            Privacy::NonPrivate => vec![None],
-                            _ => g.clip.iter().map(|&c| Some(c)).collect(),
-                        };
-                        for clip in clips {
-                            for &alpha in &g.alpha {
-                                for &seed in &g.seed {
-                                    let cell = Cell {
-                                        sweep: self.name.clone(),
-                                        dataset: dataset.clone(),
-                                        model: model.clone(),
-                                        collective: collective.clone(),
-                                        alpha,
-                                        privacy,
-                                        clip,
-                                        seed,
-                                        train: self.train.clone(),
-                                    };
-                                    if seen.insert(cell.config_hash()) {
-                                        out.push(cell);
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        out
+        super::plan::Plan::new(self).expect("a grid small enough to list").cells()
     }
 
     /// `[output] dir`, else `results/<name>`.
@@ -670,6 +640,7 @@ impl SweepSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     pub(crate) const SPEC: &str = r#"
 name = "t"

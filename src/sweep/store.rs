@@ -324,18 +324,11 @@ fn read_rows(path: &Path, bytes: &[u8], repair: bool) -> Result<(Vec<ResultRow>,
     Ok(read_rows_versioned(path, bytes, repair)?.0)
 }
 
-/// [`read_rows`], plus the schema version of the file's header (1, 2 or [`SCHEMA_VERSION`]).
-type ReadRows = ((Vec<ResultRow>, Option<u64>), u32);
-fn read_rows_versioned(path: &Path, bytes: &[u8], repair: bool) -> Result<ReadRows, SweepError> {
+/// The schema version (1, 2 or [`SCHEMA_VERSION`]) of a results file with this header; an error
+/// naming the first unexpected column otherwise.
+pub(crate) fn header_version(path: &Path, header: &[String]) -> Result<u32, SweepError> {
     let store_err = |message: String| SweepError::Store { path: path.to_path_buf(), message };
     let expected = ResultRow::header();
-    let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(|e| store_err(format!("cannot read the header: {e}")))?
-        .iter()
-        .map(str::to_string)
-        .collect();
     let v2 = &expected[..expected.len() - ADDED_IN_V3];
     let v1 = &expected[..expected.len() - ADDED_IN_V3 - ADDED_IN_V2];
     let file_version = if header == expected {
@@ -363,6 +356,21 @@ fn read_rows_versioned(path: &Path, bytes: &[u8], repair: bool) -> Result<ReadRo
             expected.join(",")
         )));
     }
+    Ok(file_version)
+}
+
+/// [`read_rows`], plus the schema version of the file's header (1, 2 or [`SCHEMA_VERSION`]).
+type ReadRows = ((Vec<ResultRow>, Option<u64>), u32);
+fn read_rows_versioned(path: &Path, bytes: &[u8], repair: bool) -> Result<ReadRows, SweepError> {
+    let store_err = |message: String| SweepError::Store { path: path.to_path_buf(), message };
+    let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
+    let header: Vec<String> = rdr
+        .headers()
+        .map_err(|e| store_err(format!("cannot read the header: {e}")))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let file_version = header_version(path, &header)?;
     let expected = header;
     let headers = csv::StringRecord::from(expected.clone());
     let ends_with_newline = bytes.last() == Some(&b'\n');
@@ -442,7 +450,8 @@ pub struct ResultStore {
 
 struct Inner {
     file: File,
-    rows: Vec<ResultRow>,
+    /// Hashes of the successful rows (the rows themselves stay on disk: a shard of a 10⁶-cell
+    /// grid would hold a gigabyte of them).
     done: HashSet<String>,
 }
 
@@ -487,8 +496,8 @@ impl ResultStore {
             }
             rows
         };
-        let done = rows.iter().filter(|r| r.is_ok()).map(|r| r.config_hash.clone()).collect();
-        Ok(ResultStore { path, inner: Mutex::new(Inner { file, rows, done }) })
+        let done = rows.into_iter().filter(|r| r.is_ok()).map(|r| r.config_hash).collect();
+        Ok(ResultStore { path, inner: Mutex::new(Inner { file, done }) })
     }
 
     pub fn path(&self) -> &Path {
@@ -500,9 +509,10 @@ impl ResultStore {
         self.lock().done.clone()
     }
 
-    /// Every row in file order, failed ones included.
-    pub fn rows(&self) -> Vec<ResultRow> {
-        self.lock().rows.clone()
+    /// Every row in file order, failed ones included (read back from the file).
+    pub fn rows(&self) -> Result<Vec<ResultRow>, SweepError> {
+        let _appends_done = self.lock();
+        read_results(&self.path)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -530,9 +540,8 @@ impl ResultStore {
         }
         inner.file.sync_data().map_err(io)?;
         if row.is_ok() {
-            inner.done.insert(row.config_hash.clone());
+            inner.done.insert(row.config_hash);
         }
-        inner.rows.push(row);
         Ok(())
     }
 }
@@ -599,7 +608,7 @@ lr = 0.1
             st.append(&ResultRow::failed(&cs[1], "boom\nsecond line")).unwrap();
         }
         let st = ResultStore::open(&p).unwrap();
-        let rows = st.rows();
+        let rows = st.rows().unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0], row(&cs[0], 0.5));
         assert_eq!(rows[1].error, "boom second line");
@@ -622,11 +631,11 @@ lr = 0.1
             torn.extend_from_slice(&line[..cut]);
             std::fs::write(&p, &torn).unwrap();
             let st = ResultStore::open(&p).unwrap();
-            assert_eq!(st.rows().len(), 1, "cut {cut}");
+            assert_eq!(st.rows().unwrap().len(), 1, "cut {cut}");
             assert_eq!(std::fs::read(&p).unwrap(), good, "cut {cut}");
             st.append(&row(&cs[1], 0.25)).unwrap();
             drop(st);
-            assert_eq!(ResultStore::open(&p).unwrap().rows().len(), 2);
+            assert_eq!(ResultStore::open(&p).unwrap().rows().unwrap().len(), 2);
             std::fs::write(&p, &good).unwrap();
         }
     }
