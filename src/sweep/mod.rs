@@ -1,5 +1,12 @@
-//! Sweeps: a grid spec in TOML ([`spec`]), a parallel resumable runner ([`run`]) and a crash-safe
-//! results CSV ([`store`]), with shards for job arrays and a merge of shard files ([`merge`]).
+//! Sweeps: a grid spec in TOML, a parallel resumable runner ([`run`]) and a crash-safe results
+//! CSV ([`store`]), with shards for job arrays, Slurm submission ([`slurm`]) and a merge of shard
+//! files ([`merge`]).
+//!
+//! The spec, room by room: [`spec`] the schema (axes, `[train]`, defaults), [`validate`] reading a
+//! file into it (errors with key and line), [`privacy`] the privacy-arm grammar, [`hash`] a cell's
+//! canonical JSON and `config_hash`, [`plan`] the grid as index arithmetic (cells by index, shards
+//! without listing the grid). The results: [`row`] the row schema and its versions, [`store`] the
+//! crash-safe appending file, [`finished`] which cells are done.
 //!
 //! The runner is generic over the function that runs one [`spec::Cell`]; the real one lives in
 //! [`cell::run_cell`], and tests use the deterministic fake in [`fake`].
@@ -9,12 +16,16 @@ pub mod convex;
 pub mod fake;
 pub mod finished;
 pub mod hardt;
+pub mod hash;
 pub mod merge;
 pub mod plan;
+pub mod privacy;
+pub mod row;
 pub mod run;
 pub mod slurm;
 pub mod spec;
 pub mod store;
+pub mod validate;
 
 pub use run::{parse_shard, run_sweep, RunOptions, SweepSummary};
 pub use spec::{Cell, CollectiveCell, Grid, Privacy, SweepSpec, TrainSection};
