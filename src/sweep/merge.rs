@@ -15,7 +15,8 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::store::{header_version, latest_per_cell, ResultRow, SCHEMA_VERSION};
+use super::row::read_header;
+use super::store::{latest_per_cell, ResultRow, SCHEMA_VERSION};
 use super::SweepError;
 
 /// Merges rows from several sources, `(name, rows)` in order; rows keep first-seen order.
@@ -209,14 +210,7 @@ fn index(inputs: &[PathBuf]) -> Result<Index, SweepError> {
     let mut chosen: HashMap<String, Loc> = HashMap::new();
     for (file, path) in inputs.iter().enumerate() {
         let mut rdr = reader(path)?;
-        let store_err = |message: String| SweepError::Store { path: path.to_path_buf(), message };
-        let header: Vec<String> = rdr
-            .headers()
-            .map_err(|e| store_err(format!("cannot read the header: {e}")))?
-            .iter()
-            .map(str::to_string)
-            .collect();
-        let version = header_version(path, &header)?;
+        let (header, version) = read_header(path, &mut rdr)?;
         sources.push(Source { path: path.clone(), headers: csv::StringRecord::from(header), version });
         for (hash, loc) in scan_file(&sources[file], file)? {
             match chosen.entry(hash) {

@@ -350,16 +350,29 @@ pub(crate) fn header_version(path: &Path, header: &[String]) -> Result<u32, Swee
 
 /// [`read_rows`], plus the schema version of the file's header (1, 2 or [`SCHEMA_VERSION`]).
 type ReadRows = ((Vec<ResultRow>, Option<u64>), u32);
-pub(super) fn read_rows_versioned(path: &Path, bytes: &[u8], repair: bool) -> Result<ReadRows, SweepError> {
-    let store_err = |message: String| SweepError::Store { path: path.to_path_buf(), message };
-    let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
+
+/// The header of the results CSV `rdr` reads from `path`, and its schema version
+/// ([`header_version`]).
+pub(crate) fn read_header<R: std::io::Read>(
+    path: &Path,
+    rdr: &mut csv::Reader<R>,
+) -> Result<(Vec<String>, u32), SweepError> {
     let header: Vec<String> = rdr
         .headers()
-        .map_err(|e| store_err(format!("cannot read the header: {e}")))?
+        .map_err(|e| SweepError::Store {
+            path: path.to_path_buf(),
+            message: format!("cannot read the header: {e}"),
+        })?
         .iter()
         .map(str::to_string)
         .collect();
-    let file_version = header_version(path, &header)?;
+    let version = header_version(path, &header)?;
+    Ok((header, version))
+}
+pub(super) fn read_rows_versioned(path: &Path, bytes: &[u8], repair: bool) -> Result<ReadRows, SweepError> {
+    let store_err = |message: String| SweepError::Store { path: path.to_path_buf(), message };
+    let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
+    let (header, file_version) = read_header(path, &mut rdr)?;
     let expected = header;
     let headers = csv::StringRecord::from(expected.clone());
     let ends_with_newline = bytes.last() == Some(&b'\n');

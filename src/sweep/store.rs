@@ -14,7 +14,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-pub(crate) use super::row::header_version;
 use super::row::{one_line, read_rows_versioned};
 pub use super::row::{read_results, ResultRow, SCHEMA_VERSION};
 use super::SweepError;
