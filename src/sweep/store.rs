@@ -42,6 +42,22 @@ impl ResultStore {
                 .map_err(|source| SweepError::Io { path: dir.to_path_buf(), source })?;
         }
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(io)?;
+        // One writer per results file: an exclusive advisory lock (flock), held while the store
+        // is open and released by the kernel when the process ends, however it ends (a killed
+        // or requeued task leaves no stale lock). Two sweeps appending to one file would each
+        // skip only the cells *they* saw done and run the rest twice.
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(SweepError::Store {
+                    path,
+                    message: "another crowdout process is writing this results file (it holds its lock); \
+                              wait for it, or give this run another --out or --shard"
+                        .into(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(source)) => return Err(io(source)),
+        }
         let bytes = std::fs::read(&path).map_err(io)?;
         let rows = if bytes.is_empty() {
             let mut line = ResultRow::header().join(",");
@@ -191,6 +207,19 @@ lr = 0.1
         assert_eq!(rows[0], row(&cs[0], 0.5));
         assert_eq!(rows[1].error, "boom second line");
         assert_eq!(st.done_hashes(), [cs[0].config_hash()].into_iter().collect());
+    }
+
+    #[test]
+    fn a_second_writer_of_the_same_file_is_refused_until_the_first_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.csv");
+        let first = ResultStore::open(&path).unwrap();
+        let e = ResultStore::open(&path).err().expect("a second open must be refused").to_string();
+        assert!(e.contains("results.csv") && e.contains("another crowdout process"), "{e}");
+        // Readers are not blocked.
+        assert!(read_results(&path).unwrap().is_empty());
+        drop(first);
+        ResultStore::open(&path).unwrap();
     }
 
     #[test]
