@@ -166,6 +166,19 @@ fn info(a: InfoArgs, dir: &DataDir) -> anyhow::Result<()> {
             v.len(),
             v.model_vocab() - v.len()
         );
+        // A row whose last position is not padding reached T tokens: its mail was cut (or had
+        // exactly T tokens).
+        let full = |d: &data::Dataset| {
+            d.x.narrow(1, v.max_len() - 1, 1)
+                .ne(data::tokenizer::PAD_ID)
+                .sum(tch::Kind::Int64)
+                .int64_value(&[])
+        };
+        println!(
+            "           {} train and {} test mails filled to T (longer mails keep their first T tokens)",
+            full(&split.train),
+            full(&split.test)
+        );
     }
     if !split.feature_names.is_empty() {
         let shown: Vec<String> = split

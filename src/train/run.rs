@@ -327,6 +327,9 @@ pub fn train_on(
             n,
             split.train.num_classes,
         )?;
+        if let Some(vocab) = &split.vocab {
+            collective::check_tokens(&cfg.collectives, vocab)?;
+        }
         let planted = collective::plant(&split.train, &cfg.collectives, cfg.seed)?;
         (planted.train, planted.collectives)
     };
