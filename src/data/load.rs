@@ -64,7 +64,8 @@ pub fn load_with(spec: &DatasetSpec, dir: &DataDir, limits: &Limits, opts: &Load
         }
         DatasetSpec::Cifar10 { dir } => cifar::load_cifar10(dir)?,
         DatasetSpec::Spamassassin(o) => match &o.dir {
-            Some(d) => text::load_mails("spamassassin", d, o, false)?,
+            // A user's corpus: structure checks only (no pins).
+            Some(d) => text::load_mails(&spec.name(), d, o, false)?,
             None => text::load_mails(
                 Fetchable::Spamassassin.key(),
                 &fetched_dir(dir, Fetchable::Spamassassin)?,
