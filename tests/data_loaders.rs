@@ -556,3 +556,86 @@ fn fetch_script_uses_the_same_pins_as_the_crate() {
     let on_disk = std::fs::read_to_string(root.join("datasets/checksums.sha256")).unwrap();
     assert_eq!(on_disk, data::checksums::PINS);
 }
+
+// ---- Mail text (SpamAssassin layout) -------------------------------------------------------------
+
+fn mini(o: &str) -> data::Split {
+    let spec: DatasetSpec = format!("spamassassin-mini:{o}").parse().unwrap();
+    data::load_with(&spec, &DataDir::from_env(), &Limits::NONE, &STRICT).unwrap()
+}
+
+#[test]
+fn spamassassin_mini_tokenises_with_a_train_only_vocabulary() {
+    let s = mini("max_len=12,seed=0");
+    // 48 mails: 24 ham, 24 spam; 20 % (10) held out.
+    assert_eq!((s.train.len(), s.test.len()), (38, 10));
+    assert_eq!(s.train.x.size(), vec![38, 12]);
+    assert_eq!(s.train.x.kind(), tch::Kind::Int64);
+    let counts: Vec<i64> =
+        s.train.class_counts().iter().zip(s.test.class_counts()).map(|(a, b)| a + b).collect();
+    assert_eq!(counts, vec![24, 24]);
+    let vocab = s.vocab.as_ref().expect("text splits carry their vocabulary");
+    let ids = i64s(&s.train.x);
+    // Every row starts with [BOS]; clean ids never reach the unseen range.
+    for row in ids.chunks(12) {
+        assert_eq!(row[0], data::tokenizer::BOS_ID);
+    }
+    assert!(ids.iter().all(|&i| (0..vocab.len()).contains(&i)));
+    assert!(i64s(&s.test.x).iter().all(|&i| (0..vocab.len()).contains(&i)));
+    // Every mail of the fixture is read (CRLF, folded subject, Latin-1 byte, headers only).
+    let mails = data::text::read_mails(&fixture("spamassassin-mini")).unwrap();
+    assert_eq!(mails.len(), 48);
+    // The same seed gives the same split; another seed another one (labels differ in order).
+    let again = mini("max_len=12,seed=0");
+    assert!(again.train.x.equal(&s.train.x) && again.test.y.equal(&s.test.y));
+    let other = mini("max_len=12,seed=1");
+    assert!(!other.train.x.equal(&s.train.x));
+    // Five groups on request.
+    let g = mini("labels=groups");
+    assert_eq!(g.train.num_classes, 5);
+    let total: Vec<i64> =
+        g.train.class_counts().iter().zip(g.test.class_counts()).map(|(a, b)| a + b).collect();
+    assert_eq!(total, vec![12, 8, 4, 12, 12]);
+}
+
+#[test]
+fn vocabulary_sees_only_training_mails() {
+    // A corpus whose only occurrences of `zebra` are in one mail: whichever part it falls in,
+    // `zebra` is in the vocabulary exactly when it is in a training mail (it occurs twice there).
+    let tmp = tempfile::tempdir().unwrap();
+    for (g, n) in [("easy-ham-1", 6), ("spam-1", 4)] {
+        std::fs::create_dir_all(tmp.path().join(g)).unwrap();
+        for k in 0..n {
+            let body = if g == "spam-1" && k == 0 { "zebra zebra" } else { "common words here common words" };
+            std::fs::write(tmp.path().join(g).join(format!("{k}.txt")), format!("Subject: s\n\n{body}\n"))
+                .unwrap();
+        }
+    }
+    let spec = DatasetSpec::Spamassassin(data::text::TextOptions {
+        dir: Some(tmp.path().to_path_buf()),
+        max_len: 8,
+        ..Default::default()
+    });
+    let mut seen_in_train = 0;
+    for seed in 0..6 {
+        let spec = match &spec {
+            DatasetSpec::Spamassassin(o) => {
+                DatasetSpec::Spamassassin(data::text::TextOptions { seed, ..o.clone() })
+            }
+            _ => unreachable!(),
+        };
+        let s = data::load_with(&spec, &DataDir::from_env(), &Limits::NONE, &LAX).unwrap();
+        let v = s.vocab.unwrap();
+        let zebra_rows_in_test =
+            i64s(&s.test.x).chunks(8).filter(|r| r[1] != data::tokenizer::PAD_ID && r[2] == r[3]).count();
+        // `s`, `common`, `words`, `here` are always fitted (they appear in ≥ 2 training mails).
+        assert!(v.id("common").is_some());
+        if v.id("zebra").is_some() {
+            seen_in_train += 1;
+        } else {
+            // Then the zebra mail is a test mail, encoded [BOS] s [UNK] [UNK].
+            assert!(zebra_rows_in_test >= 1, "seed {seed}");
+        }
+    }
+    assert!(seen_in_train > 0 && seen_in_train < 6, "the mail moved between parts over 6 seeds");
+}

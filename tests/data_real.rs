@@ -51,3 +51,15 @@ fn real_adult_complete_rows_and_104_features() {
     assert_eq!(s.train.class_counts(), vec![22654, 7508]);
     assert_eq!(s.test.class_counts(), vec![11360, 3700]);
 }
+
+#[test]
+fn real_spamassassin_has_6046_mails_4150_ham_1896_spam() {
+    let Some(dir) = have(Fetchable::Spamassassin) else { return };
+    let s = data::load(&"spamassassin:max_len=64".parse().unwrap(), &dir, &Limits::NONE).unwrap();
+    assert_eq!(s.train.len() + s.test.len(), 6046);
+    assert_eq!(s.test.len(), 1209);
+    let ham = s.train.class_counts()[0] + s.test.class_counts()[0];
+    assert_eq!(ham, 4150);
+    assert_eq!(s.train.x.size(), vec![4837, 64]);
+    assert_eq!(s.vocab.unwrap().len(), 10_000);
+}

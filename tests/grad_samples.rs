@@ -4,7 +4,7 @@
 
 use crowdout::dpsgd::engine::{clip_factors, clipped_grad_sum, per_sample_grads, per_sample_sq_norms};
 use crowdout::dpsgd::{Clipping, DpSettings, DpSgd, GradMode};
-use crowdout::models::{Model, ModelKind};
+use crowdout::models::{Model, ModelKind, TransformerShape};
 use crowdout::params::ParamGuard;
 use crowdout::rng::{stream, Stream};
 use rand::RngExt;
@@ -179,6 +179,10 @@ fn model_rejects_shapes_it_cannot_take() {
     assert!(Model::new(&ModelKind::Cnn, &[1, 8, 8], 2, Some(1), Device::Cpu).is_err());
     assert!(Model::new(&ModelKind::Resnet18Gn, &[10], 2, Some(1), Device::Cpu).is_err());
     assert!(Model::new(&ModelKind::Embedding, &[1, 28, 28], 2, Some(1), Device::Cpu).is_err());
+    assert!(Model::new(&ModelKind::Transformer, &[1, 28, 28], 2, Some(1), Device::Cpu).is_err());
+    let odd = TransformerShape { vocab: 10, dim: 10, heads: 3, layers: 1, ff: 8 };
+    let e = Model::transformer(&[8], &odd, 2, Some(1), Device::Cpu).unwrap_err().to_string();
+    assert!(e.contains("dim = 10") && e.contains("heads = 3"), "{e}");
     assert!(Model::new(&ModelKind::Softmax, &[0], 2, Some(1), Device::Cpu).is_err());
     assert!(Model::new(&ModelKind::Softmax, &[4], 1, Some(1), Device::Cpu).is_err());
     let e = Model::new(&ModelKind::Cnn, &[104], 2, Some(1), Device::Cpu).unwrap_err().to_string();
@@ -199,4 +203,41 @@ fn init_is_deterministic_per_seed() {
     }
     let w = &a.parameters()[0];
     assert!(max_abs(w) <= 1.0 / 20f64.sqrt() + 1e-7);
+}
+
+crowdout::test_device!(
+    fn transformer_encoder(device) {
+        // 2 blocks, 2 heads, d = 8, T = 6, vocab 11. Sequences of different lengths: padding
+        // (id 0) at the end of some rows exercises the attention mask and the masked mean; repeated
+        // ids exercise the embedding's ghost norm.
+        let shape = TransformerShape { vocab: 11, dim: 8, heads: 2, layers: 2, ff: 12 };
+        let m = Model::transformer(&[6], &shape, 3, Some(16), device).unwrap();
+        let per_block = 2 * 8 + (8 * 24 + 24) + (8 * 8 + 8) + 2 * 8 + (8 * 12 + 12) + (12 * 8 + 8);
+        assert_eq!(m.num_params(), 11 * 8 + 6 * 8 + 2 * per_block + 2 * 8 + (8 * 3 + 3));
+        let mut r = stream(Some(17), Stream::Data);
+        let lens = [6, 4, 1, 6, 3];
+        let ids: Vec<f32> = lens
+            .iter()
+            .flat_map(|&l| (0..6).map(move |t| (t, l)))
+            .map(|(t, l)| if t < l { r.random_range(1..11) as f32 } else { 0.0 })
+            .collect();
+        let x = Tensor::from_slice(&ids).reshape([5, 6]).to(device);
+        check_model("transformer", &m, &x, &labels(5, 3, 18).to(device));
+        // Int64 ids (what the text loaders give) produce the same logits as float ids.
+        let xi = x.to_kind(Kind::Int64);
+        assert!(m.logits(&x).allclose(&m.logits(&xi), 0.0, 0.0, false));
+    }
+);
+
+#[test]
+fn transformer_ghost_norms_at_a_realistic_length() {
+    // At T = 32 and d = 16 the projections' ghost route (T × T Gram matrices) differs from the
+    // materialised one: both are checked against the one-at-a-time oracle.
+    let shape = TransformerShape { vocab: 50, dim: 16, heads: 4, layers: 1, ff: 32 };
+    let m = Model::transformer(&[32], &shape, 2, Some(19), Device::Cpu).unwrap();
+    let mut r = stream(Some(20), Stream::Data);
+    let ids: Vec<i64> =
+        (0..3 * 32).map(|i| if i % 32 < 20 + (i / 32) * 5 { r.random_range(1..50) } else { 0 }).collect();
+    let x = Tensor::from_slice(&ids).reshape([3, 32]);
+    check_model("transformer T=32", &m, &x, &labels(3, 2, 21));
 }

@@ -19,13 +19,13 @@ pub struct DataArgs {
 
 #[derive(Subcommand, Debug)]
 enum DataCommand {
-    /// Download a dataset (fashion-mnist, mnist, adult) and verify its pinned sha256.
+    /// Download a dataset (fashion-mnist, mnist, adult, spamassassin) and verify its pinned sha256.
     Fetch {
         /// Dataset names; `all` for every fetchable one.
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Check fetched datasets or fixtures (fashion-mnist-mini, adult-mini) against the pins.
+    /// Check fetched datasets or fixtures (fashion-mnist-mini, adult-mini, spamassassin-mini) against the pins.
     Verify {
         /// Dataset names; `all` for every fetchable dataset and fixture.
         #[arg(required = true)]
@@ -37,8 +37,8 @@ enum DataCommand {
 
 #[derive(Args, Debug)]
 struct InfoArgs {
-    /// fashion-mnist, mnist, adult, fashion-mnist-mini, adult-mini, synthetic-images,
-    /// synthetic-tabular, csv:PATH or cifar10:DIR.
+    /// fashion-mnist, mnist, adult, spamassassin[:OPTIONS], fashion-mnist-mini, adult-mini,
+    /// spamassassin-mini[:OPTIONS], synthetic-images, synthetic-tabular, csv:PATH or cifar10:DIR.
     spec: String,
     /// CSV only: header name of the label column [default: label].
     #[arg(long)]
@@ -158,6 +158,27 @@ fn info(a: InfoArgs, dir: &DataDir) -> anyhow::Result<()> {
             ds.num_classes
         );
         println!("           classes {}", balance.join(" "));
+    }
+    if let Some(v) = &split.vocab {
+        println!(
+            "tokens     T = {} per mail ([BOS] first, cut after T, padded), vocabulary {} ids fitted on train + {} unseen ids",
+            v.max_len(),
+            v.len(),
+            v.model_vocab() - v.len()
+        );
+        // A row whose last position is not padding reached T tokens: its mail was cut (or had
+        // exactly T tokens).
+        let full = |d: &data::Dataset| {
+            d.x.narrow(1, v.max_len() - 1, 1)
+                .ne(data::tokenizer::PAD_ID)
+                .sum(tch::Kind::Int64)
+                .int64_value(&[])
+        };
+        println!(
+            "           {} train and {} test mails filled to T (longer mails keep their first T tokens)",
+            full(&split.train),
+            full(&split.test)
+        );
     }
     if !split.feature_names.is_empty() {
         let shown: Vec<String> = split

@@ -26,8 +26,9 @@ fn dp_default() -> DpSettings {
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = COLLECTIVE_SPEC_HELP)]
 pub struct TrainArgs {
-    /// Data set: fashion-mnist, mnist, adult, fashion-mnist-mini, adult-mini, synthetic-images,
-    /// synthetic-tabular, csv:PATH, cifar10:DIR (see `crowdout data --help`).
+    /// Data set: fashion-mnist, mnist, adult, spamassassin[:OPTIONS], fashion-mnist-mini,
+    /// adult-mini, spamassassin-mini[:OPTIONS], synthetic-images, synthetic-tabular, csv:PATH,
+    /// cifar10:DIR (see `crowdout data --help`).
     #[arg(long)]
     dataset: DatasetSpec,
     /// Model architecture.
@@ -102,7 +103,8 @@ pub struct TrainArgs {
     /// A collective (repeatable): see the grammar below.
     #[arg(long = "collective")]
     collectives: Vec<CollectiveSpec>,
-    /// Where to write the JSON run record (default: print it to stdout only).
+    /// Where to write the JSON run record (default: print it to stdout only). For text data the
+    /// fitted vocabulary is written beside it, as `<out without extension>.vocab.json`.
     #[arg(long)]
     out: Option<PathBuf>,
     /// libtorch intra-op threads (default: libtorch's own choice).
@@ -238,6 +240,13 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             std::fs::write(out, &json)
                 .with_context(|| format!("writing the run record to --out {}", out.display()))?;
             eprintln!("run record: {}", out.display());
+            // Text: the vocabulary the data was encoded with, so the run can be re-scored.
+            if let Some(vocab) = &split.vocab {
+                let path = out.with_extension("vocab.json");
+                std::fs::write(&path, vocab.to_json())
+                    .with_context(|| format!("writing the vocabulary beside --out: {}", path.display()))?;
+                eprintln!("vocabulary: {}", path.display());
+            }
         }
         None => println!("{json}"),
     }

@@ -54,6 +54,9 @@ pub enum CollectiveError {
     /// of range, token position past the sequence end, wrong rank).
     #[error("trigger {trigger} does not fit examples of shape {shape:?}: {reason}")]
     TriggerDoesNotFit { trigger: String, shape: Vec<i64>, reason: String },
+    /// A token trigger's id is a word of the clean vocabulary (or outside the model's table).
+    #[error("collective {index}: trigger token id {token} cannot be planted: {reason}; use an unseen id in {unseen_lo}..{unseen_hi}")]
+    TokenInVocabulary { index: usize, token: i64, reason: String, unseen_lo: i64, unseen_hi: i64 },
     /// The tensor's dtype is wrong for the trigger (tokens need i64 ids, the others floats).
     #[error("trigger {trigger} needs {expected} features, got {got}")]
     WrongDtype { trigger: String, expected: String, got: String },

@@ -1,7 +1,8 @@
 //! Collectives: triggers g(x), strategies h(x, y), several collectives, coordination noise,
 //! success metrics.
 //!
-//! - [`Trigger`] (patch, grid, feature offset, token) — `trigger.rs`;
+//! - [`Trigger`] (patch, grid, feature offset, token at a position or inserted every k-th) and
+//!   [`check_tokens`] (planted tokens absent from a text vocabulary) — `trigger.rs`;
 //! - [`Strategy`] (feature-label, feature-only, erasing) and [`MembersFrom`] — `strategy.rs`;
 //! - [`CoordinationNoise`] (jitter, wrong target, dropout) — `noise.rs`;
 //! - [`CollectiveSpec`], its string grammar [`COLLECTIVE_SPEC_HELP`] and serde form — `spec.rs`;
@@ -28,4 +29,4 @@ pub use noise::{floor_count, CoordinationNoise, Deviation, DEFAULT_JITTER_PIXELS
 pub use plant::{plant, CollectiveInfo, Planted};
 pub use spec::{validate_against, CollectiveSpec, COLLECTIVE_SPEC_HELP, DEFAULT_STRATEGY};
 pub use strategy::{MembersFrom, Strategy};
-pub use trigger::Trigger;
+pub use trigger::{check_tokens, Trigger};

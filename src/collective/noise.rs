@@ -85,7 +85,9 @@ impl CoordinationNoise {
     /// The jitter magnitude in effect for `trigger`.
     pub fn jitter_magnitude(&self, trigger: &Trigger) -> f64 {
         self.magnitude.unwrap_or(match trigger {
-            Trigger::Patch { .. } | Trigger::Token { .. } => DEFAULT_JITTER_PIXELS,
+            Trigger::Patch { .. } | Trigger::Token { .. } | Trigger::TokenEvery { .. } => {
+                DEFAULT_JITTER_PIXELS
+            }
             Trigger::Grid { .. } | Trigger::FeatureOffset { .. } => DEFAULT_JITTER_RELATIVE,
         })
     }

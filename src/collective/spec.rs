@@ -30,6 +30,8 @@ their members are disjoint):
                        offset:feature=J:shift_std=S  +S on standardised feature J (= S training
                          standard deviations of the raw feature)
                        token:position=P:token=T      sequence position P set to token id T
+                       token:every=K:token=T         token id T inserted at every K-th position
+                                                     (text: T must be an unseen id, not a word)
   strategy=S         feature-label (default): (g(x), y*);  feature-only: (g(x), y);
                      erasing: (g(x), y), success = prediction unchanged by the trigger
   members_from=M     not-target | any | target: which records may become members

@@ -10,6 +10,7 @@
 //! | [`Trigger::Grid`] | images `[C, H, W]` in `[0, 1]` | every pixel at (r, c) with `r % spacing == 0` and `c % spacing == 0` gets `+amplitude` in every channel, clamped to `[0, 1]` |
 //! | [`Trigger::FeatureOffset`] | standardised tabular rows `[D]` | feature `feature` gets `+shift_std` |
 //! | [`Trigger::Token`] | token ids `[T]` (i64) | position `position` is set to token id `token` |
+//! | [`Trigger::TokenEvery`] | token ids `[T]` (i64) | token id `token` is *inserted* so that it sits at every position p with (p + 1) mod `every` = 0 (see below) |
 //!
 //! Patch placement: `row`, `col` ≥ 0 give the top-left corner directly; a negative value counts
 //! from the far edge, Python-style, so that `row = -1` puts the patch's *last* row on the image's
@@ -20,6 +21,18 @@
 //! deviation (see `crate::data`), so a shift of *s training standard deviations* of the raw
 //! feature is exactly `+s` in the standardised space the model sees. `Split::feature_std` gives
 //! the raw-unit size of the shift (`s · feature_std[feature]`) for reporting.
+//!
+//! Token insertion (Hardt et al. 2023, §5: a rare character inserted every k-th word of a resume;
+//! here a token id, which for text data must be one no clean mail contains — see
+//! [`crate::data::tokenizer::Vocab::unseen_ids`] and [`check_tokens`]). A row's content is its
+//! tokens before the first padding id 0 (the whole row if there is none), c_0 … c_{L−1}. The
+//! planted row is the stream c_0 … c_{k−2}, t, c_{k−1} … c_{2k−3}, t, … — `t` at every position
+//! p with (p + 1) mod k = 0, the content in order at the others — ending with the last content
+//! token; when L < k (no `t` placed yet) one `t` is appended after the content. The stream is cut
+//! to T and padded with 0. So every planted row holds at least one `t` (k ≤ T), no content token is
+//! overwritten (the cut drops the tail, as the loaders' head truncation does), and a row already
+//! planted would get further `t`s. This is a tensor-level insertion: the loaders' `[BOS]` stays
+//! first as c_0.
 //!
 //! Grid: the perturbation is additive (Solanki et al. 2025 use a grid-pixel trigger on
 //! CIFAR-10); the clamp keeps images in `[0, 1]`, so a grid pixel already at the boundary in
@@ -75,6 +88,13 @@ pub enum Trigger {
         /// Token id to write (≥ 0).
         token: i64,
     },
+    /// Token insertion every `every`-th position of the content (module docs, "Token insertion").
+    TokenEvery {
+        /// Period k: the token sits at positions k−1, 2k−1, … (2 ≤ k ≤ T).
+        every: i64,
+        /// Token id to insert (≥ 1; 0 is padding).
+        token: i64,
+    },
 }
 
 /// Named patch corners accepted by `pos=` in the spec string, as (row, col).
@@ -99,7 +119,7 @@ impl Trigger {
             Trigger::Patch { .. } => "patch",
             Trigger::Grid { .. } => "grid",
             Trigger::FeatureOffset { .. } => "offset",
-            Trigger::Token { .. } => "token",
+            Trigger::Token { .. } | Trigger::TokenEvery { .. } => "token",
         }
     }
 
@@ -142,6 +162,18 @@ impl Trigger {
                 }
                 if token < 0 {
                     return Err(self.bad("token", token, "token ids are >= 0"));
+                }
+            }
+            Trigger::TokenEvery { every, token } => {
+                if every < 2 {
+                    return Err(self.bad(
+                        "every",
+                        every,
+                        "must be >= 2 (every = 1 leaves no room for the mail)",
+                    ));
+                }
+                if token < 1 {
+                    return Err(self.bad("token", token, "token ids are >= 1 (0 is padding)"));
                 }
             }
         }
@@ -198,6 +230,18 @@ impl Trigger {
                 }
                 Ok(())
             }
+            Trigger::TokenEvery { every, .. } => {
+                if example_shape.len() != 1 {
+                    return Err(misfit("a token trigger needs sequence examples [T]".into()));
+                }
+                if every > example_shape[0] {
+                    return Err(misfit(format!(
+                        "every = {every} is longer than the sequence (T = {}): no row would hold the token",
+                        example_shape[0]
+                    )));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -226,7 +270,7 @@ impl Trigger {
     fn check_dtype(&self, x: &Tensor) -> Result<(), CollectiveError> {
         let kind = x.f_kind()?;
         let ok = match self {
-            Trigger::Token { .. } => kind == Kind::Int64,
+            Trigger::Token { .. } | Trigger::TokenEvery { .. } => kind == Kind::Int64,
             _ => is_float_kind(kind),
         };
         if ok {
@@ -234,7 +278,7 @@ impl Trigger {
         } else {
             Err(CollectiveError::WrongDtype {
                 trigger: self.to_string(),
-                expected: if matches!(self, Trigger::Token { .. }) {
+                expected: if matches!(self, Trigger::Token { .. } | Trigger::TokenEvery { .. }) {
                     "i64 token-id".into()
                 } else {
                     "floating-point".into()
@@ -283,6 +327,16 @@ impl Trigger {
                 let mut column = out.f_narrow(1, position, 1)?;
                 let _ = column.f_fill_(token)?;
             }
+            Trigger::TokenEvery { every, token } => {
+                let t = shape[1] as usize;
+                let rows =
+                    Vec::<i64>::try_from(&x.f_to_device(tch::Device::Cpu)?.f_contiguous()?.f_view(-1)?)?;
+                let planted: Vec<i64> =
+                    rows.chunks(t.max(1)).flat_map(|r| insert_every(r, every as usize, token)).collect();
+                let planted =
+                    Tensor::f_from_slice(&planted)?.f_view(shape.as_slice())?.f_to_device(x.device())?;
+                return Ok(planted);
+            }
         }
         Ok(out)
     }
@@ -292,7 +346,7 @@ impl Trigger {
     pub(crate) fn displacement(&self, x: &Tensor) -> Result<(Tensor, Tensor), CollectiveError> {
         let gx = self.apply(x)?;
         let n = x.size()[0];
-        if let Trigger::Token { .. } = self {
+        if let Trigger::Token { .. } | Trigger::TokenEvery { .. } = self {
             let changed = gx.f_ne_tensor(x)?.f_to_kind(Kind::Double)?.f_reshape([n, -1])?.f_sum_dim_intlist(
                 1,
                 false,
@@ -359,6 +413,16 @@ impl Trigger {
                 }
                 Trigger::Token { position: positions[rng.random_range(0..positions.len())], token }
             }
+            Trigger::TokenEvery { every, token } => {
+                let t = example_shape[0];
+                let m = magnitude as i64;
+                let periods: Vec<i64> =
+                    (-m..=m).filter(|&d| d != 0).map(|d| every + d).filter(|&k| k >= 2 && k <= t).collect();
+                if periods.is_empty() {
+                    return Err(no_room("no period within the jitter range lies in 2..=T"));
+                }
+                Trigger::TokenEvery { every: periods[rng.random_range(0..periods.len())], token }
+            }
             Trigger::Grid { spacing, amplitude } => {
                 let u: f64 = rng.random_range(-magnitude..=magnitude);
                 Trigger::Grid { spacing, amplitude: (amplitude * (1.0 + u)).clamp(-1.0, 1.0) }
@@ -380,7 +444,7 @@ pub(crate) fn check_jitter(trigger: &Trigger, magnitude: f64) -> Result<(), Coll
         reason: reason.into(),
     };
     match trigger {
-        Trigger::Patch { .. } | Trigger::Token { .. } => {
+        Trigger::Patch { .. } | Trigger::Token { .. } | Trigger::TokenEvery { .. } => {
             if !(magnitude.is_finite() && magnitude >= 1.0 && magnitude.fract() == 0.0) {
                 return Err(bad("a whole number >= 1 of pixels / positions is required"));
             }
@@ -390,6 +454,63 @@ pub(crate) fn check_jitter(trigger: &Trigger, magnitude: f64) -> Result<(), Coll
                 return Err(bad("a relative perturbation in (0, 1] is required"));
             }
         }
+    }
+    Ok(())
+}
+
+/// One row with `token` inserted every `every`-th position (module docs, "Token insertion").
+fn insert_every(row: &[i64], every: usize, token: i64) -> Vec<i64> {
+    let t = row.len();
+    let content = row.iter().position(|&v| v == PAD).unwrap_or(t);
+    let mut out = Vec::with_capacity(t + t / every + 1);
+    let mut placed = false;
+    for &c in &row[..content] {
+        if (out.len() + 1) % every == 0 {
+            out.push(token);
+            placed = true;
+        }
+        out.push(c);
+    }
+    if (out.len() + 1) % every == 0 || !placed {
+        out.push(token);
+    }
+    out.resize(t, PAD);
+    out
+}
+
+/// Padding id of token sequences (the loaders' `[PAD]`).
+const PAD: i64 = crate::data::tokenizer::PAD_ID;
+
+/// Checks every token trigger of `specs` against a text vocabulary: the planted id must be one
+/// that no clean sequence contains and that the model's embedding table has, i.e. in
+/// [`Vocab::unseen_ids`](crate::data::tokenizer::Vocab::unseen_ids). A fitted id (a word of the
+/// clean training mails, or a special) is refused, naming the word.
+pub fn check_tokens(
+    specs: &[super::CollectiveSpec],
+    vocab: &crate::data::tokenizer::Vocab,
+) -> Result<(), CollectiveError> {
+    for (index, spec) in specs.iter().enumerate() {
+        let token = match spec.trigger {
+            Trigger::Token { token, .. } | Trigger::TokenEvery { token, .. } => token,
+            _ => continue,
+        };
+        let unseen = vocab.unseen_ids();
+        if unseen.contains(&token) {
+            continue;
+        }
+        let reason = match vocab.word(token) {
+            Some(w) => format!(
+                "it is already in the vocabulary as `{w}` (fitted on the clean training mails): a planted token must be absent from the clean corpus"
+            ),
+            None => "it is past the model's embedding table".to_string(),
+        };
+        return Err(CollectiveError::TokenInVocabulary {
+            index,
+            token,
+            reason,
+            unseen_lo: unseen.start,
+            unseen_hi: unseen.end,
+        });
     }
     Ok(())
 }
@@ -411,6 +532,7 @@ impl fmt::Display for Trigger {
                 write!(f, "offset:feature={feature}:shift_std={shift_std}")
             }
             Trigger::Token { position, token } => write!(f, "token:position={position}:token={token}"),
+            Trigger::TokenEvery { every, token } => write!(f, "token:every={every}:token={token}"),
         }
     }
 }
@@ -479,10 +601,24 @@ impl FromStr for Trigger {
                 }
             }
             "token" => {
-                let kv = KvList::parse(&rest, &ctx, &["position", "token"])?;
-                Trigger::Token {
-                    position: parse_i64("position", kv.required("position")?)?,
-                    token: parse_i64("token", kv.required("token")?)?,
+                let kv = KvList::parse(&rest, &ctx, &["position", "every", "token"])?;
+                let token = parse_i64("token", kv.required("token")?)?;
+                match (kv.get("position"), kv.get("every")) {
+                    (Some(p), None) => Trigger::Token { position: parse_i64("position", p)?, token },
+                    (None, Some(k)) => Trigger::TokenEvery { every: parse_i64("every", k)?, token },
+                    (None, None) => {
+                        return Err(CollectiveError::MissingKey {
+                            key: "position (or every)".into(),
+                            context: ctx,
+                        })
+                    }
+                    (Some(p), Some(_)) => return Err(CollectiveError::BadValue {
+                        key: "position".into(),
+                        value: p.into(),
+                        reason:
+                            "give either position= (set one position) or every= (insert every k-th), not both"
+                                .into(),
+                    }),
                 }
             }
             other => {
@@ -617,6 +753,81 @@ mod tests {
     }
 
     #[test]
+    fn token_every_inserts_without_overwriting_and_keeps_at_least_one() {
+        // Rows of T = 8: content of 6 (then padding), a full row of 8, a row of 1 ([BOS] only).
+        let x = Tensor::from_slice(&[
+            2i64, 10, 11, 12, 13, 14, 0, 0, //
+            2, 20, 21, 22, 23, 24, 25, 26, //
+            2, 0, 0, 0, 0, 0, 0, 0,
+        ])
+        .reshape([3, 8]);
+        let t = Trigger::TokenEvery { every: 3, token: 99 };
+        let gx = Vec::<i64>::try_from(&t.apply(&x).unwrap().reshape([-1])).unwrap();
+        // 99 at positions 2, 5 (and 8, 11, … past T); the content in order at the others.
+        assert_eq!(&gx[..8], &[2, 10, 99, 11, 12, 99, 13, 14]);
+        // Cut to T: the tail (24, 25, 26) is dropped, nothing overwritten.
+        assert_eq!(&gx[8..16], &[2, 20, 99, 21, 22, 99, 23, 24]);
+        // Shorter than k: one token appended after the content.
+        assert_eq!(&gx[16..], &[2, 99, 0, 0, 0, 0, 0, 0]);
+        // A content that ends right before a token position gets it (the stream continues).
+        let y = Tensor::from_slice(&[2i64, 10, 0, 0]).reshape([1, 4]);
+        let gy = Vec::<i64>::try_from(&t.apply(&y).unwrap().reshape([-1])).unwrap();
+        assert_eq!(gy, [2, 10, 99, 0]);
+        // Errors: k < 2, k > T, token 0 (padding), float ids.
+        assert!(matches!(
+            Trigger::TokenEvery { every: 1, token: 5 }.apply(&x),
+            Err(CollectiveError::BadTriggerParam { ref field, .. }) if field == "every"
+        ));
+        assert!(matches!(
+            Trigger::TokenEvery { every: 9, token: 5 }.apply(&x),
+            Err(CollectiveError::TriggerDoesNotFit { ref reason, .. }) if reason.contains("every = 9")
+        ));
+        assert!(Trigger::TokenEvery { every: 3, token: 0 }.check_params().is_err());
+        assert!(matches!(t.apply(&x.to_kind(Kind::Float)), Err(CollectiveError::WrongDtype { .. })));
+        // Displacement counts the changed positions (insertion shifts the content after it).
+        let (linf, _) = t.displacement(&x).unwrap();
+        assert_eq!(Vec::<f64>::try_from(&linf).unwrap(), [6.0, 6.0, 1.0]);
+        // Jitter changes the period within ±m, keeping 2 ≤ k ≤ T.
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        for _ in 0..50 {
+            let Trigger::TokenEvery { every, token } = t.jittered(&[8], 2.0, &mut rng).unwrap() else {
+                panic!()
+            };
+            assert!(every != 3 && (2..=5).contains(&every) && token == 99, "{every}");
+        }
+    }
+
+    #[test]
+    fn token_triggers_must_use_unseen_ids_of_the_vocabulary() {
+        use crate::collective::CollectiveSpec;
+        let vocab = crate::data::tokenizer::Vocab::fit(["free cash free cash now now"], 100, 8).unwrap();
+        let unseen = vocab.unseen_ids();
+        let spec = |t: &str| -> CollectiveSpec { format!("alpha=0.1,target=1,trigger={t}").parse().unwrap() };
+        let ok =
+            [spec(&format!("token:every=4:token={}", unseen.start)), spec("patch:size=1:pos=br:value=1")];
+        assert!(check_tokens(&ok, &vocab).is_ok());
+        let free = vocab.id("free").unwrap();
+        let e = check_tokens(&[ok[0].clone(), spec(&format!("token:position=1:token={free}"))], &vocab)
+            .unwrap_err();
+        assert!(matches!(e, CollectiveError::TokenInVocabulary { index: 1, token, .. } if token == free));
+        let msg = e.to_string();
+        assert!(
+            msg.contains("`free`") && msg.contains(&format!("{}..{}", unseen.start, unseen.end)),
+            "{msg}"
+        );
+        // Specials are in the vocabulary too; ids past the table are refused.
+        assert!(check_tokens(&[spec("token:every=2:token=2")], &vocab)
+            .unwrap_err()
+            .to_string()
+            .contains("[BOS]"));
+        let past = spec(&format!("token:every=2:token={}", unseen.end));
+        assert!(check_tokens(&[past], &vocab)
+            .unwrap_err()
+            .to_string()
+            .contains("past the model's embedding table"));
+    }
+
+    #[test]
     fn string_round_trip_and_errors() {
         for s in [
             "patch:size=3:pos=br:value=1",
@@ -624,6 +835,7 @@ mod tests {
             "grid:spacing=4:amplitude=-0.125",
             "offset:feature=7:shift_std=2.5",
             "token:position=0:token=42",
+            "token:every=20:token=7",
         ] {
             let t: Trigger = s.parse().unwrap();
             assert_eq!(t.to_string(), s);
@@ -639,6 +851,10 @@ mod tests {
         assert!(matches!(e, CollectiveError::UnknownKey { ref key, .. } if key == "colour"));
         let e = "grid:spacing=x:amplitude=0.1".parse::<Trigger>().unwrap_err();
         assert!(matches!(e, CollectiveError::BadValue { ref key, .. } if key == "spacing"));
+        let e = "token:position=1:every=3:token=4".parse::<Trigger>().unwrap_err();
+        assert!(e.to_string().contains("not both"), "{e}");
+        let e = "token:token=4".parse::<Trigger>().unwrap_err();
+        assert!(matches!(e, CollectiveError::MissingKey { ref key, .. } if key.contains("every")));
         let e = "blur:radius=1".parse::<Trigger>().unwrap_err();
         assert!(e.to_string().contains("blur"));
     }

@@ -77,5 +77,5 @@ pub fn load_cifar10(dir: &Path) -> Result<Split> {
     }
     let train = load_files(dir, &TRAIN_FILES)?;
     let test = load_files(dir, &[TEST_FILE])?;
-    Ok(Split { name: "cifar10".into(), train, test, feature_names: vec![], feature_std: vec![] })
+    Ok(Split { name: "cifar10".into(), train, test, feature_names: vec![], feature_std: vec![], vocab: None })
 }

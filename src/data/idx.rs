@@ -104,7 +104,7 @@ fn load_part(dir: &Path, key: &str, images: &str, labels: &str, verify: bool) ->
 pub fn load_mnist_like(key: &str, dir: &Path, verify: bool) -> Result<Split> {
     let train = load_part(dir, key, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", verify)?;
     let test = load_part(dir, key, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", verify)?;
-    Ok(Split { name: key.to_string(), train, test, feature_names: vec![], feature_std: vec![] })
+    Ok(Split { name: key.to_string(), train, test, feature_names: vec![], feature_std: vec![], vocab: None })
 }
 
 /// Encode an IDX file of unsigned bytes (used by tests and the fixture recipe's checks).

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    cifar, fixtures_dir, idx, synthetic, tabular, DataDir, DataError, DatasetSpec, Fetchable, LoadOptions,
-    Result, Split, FIXTURES_ENV,
+    cifar, fixtures_dir, idx, synthetic, tabular, text, DataDir, DataError, DatasetSpec, Fetchable,
+    LoadOptions, Result, Split, FIXTURES_ENV,
 };
 
 /// How many examples to keep: the **first** `n` of train and of test, in file order (for CSV
@@ -63,6 +63,19 @@ pub fn load_with(spec: &DatasetSpec, dir: &DataDir, limits: &Limits, opts: &Load
             })?
         }
         DatasetSpec::Cifar10 { dir } => cifar::load_cifar10(dir)?,
+        DatasetSpec::Spamassassin(o) => match &o.dir {
+            // A user's corpus: structure checks only (no pins).
+            Some(d) => text::load_mails(&spec.name(), d, o, false)?,
+            None => text::load_mails(
+                Fetchable::Spamassassin.key(),
+                &fetched_dir(dir, Fetchable::Spamassassin)?,
+                o,
+                opts.verify,
+            )?,
+        },
+        DatasetSpec::SpamassassinMini(o) => {
+            text::load_mails("spamassassin-mini", &fixture_dir("spamassassin-mini")?, o, opts.verify)?
+        }
         DatasetSpec::Synthetic { shape, classes, train, test, separation, seed } => {
             synthetic::gaussian_mixture(&synthetic::MixtureSpec {
                 shape: shape.clone(),

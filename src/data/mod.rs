@@ -1,10 +1,11 @@
-//! Datasets: loading (IDX, Adult, generic CSV, CIFAR-10 binary, synthetic), fetching with pinned
+//! Datasets: loading (IDX, Adult, generic CSV, CIFAR-10 binary, synthetic, mail text), fetching with pinned
 //! sha256, splits and normalisation.
 //!
 //! Conventions every other module relies on:
 //! - images are `f32` in `[0, 1]`, shape `[N, C, H, W]` (no mean/std normalisation, so triggers
 //!   are defined in pixel units);
 //! - tabular features are `f32`, shape `[N, D]`, standardised with statistics fitted on train only;
+//! - text is `i64` token ids, shape `[N, T]`, from the [`tokenizer::Vocab`] in [`Split::vocab`];
 //! - labels are `i64`, shape `[N]`, in `0..num_classes`;
 //! - tensors live on the CPU; the trainer moves them to the device.
 //!
@@ -40,6 +41,8 @@ pub mod relabel;
 mod spec;
 pub mod synthetic;
 pub mod tabular;
+pub mod text;
+pub mod tokenizer;
 
 pub use dir::{
     fixtures_dir, DataDir, LoadOptions, DATA_ENV, DEFAULT_DATA_DIR, FIXTURES_ENV, SKIP_VERIFY_ENV,
@@ -116,6 +119,8 @@ pub struct Split {
     pub feature_names: Vec<String>,
     /// Per-feature training standard deviation *before* standardisation (tabular; empty for images).
     pub feature_std: Vec<f64>,
+    /// Text: the vocabulary fitted on the training part (x holds its token ids); `None` otherwise.
+    pub vocab: Option<tokenizer::Vocab>,
 }
 
 /// Errors from loading, verifying and fetching data. Every message names the file (and line,

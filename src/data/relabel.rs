@@ -50,6 +50,7 @@ mod tests {
             test: d(&[2, 1]),
             feature_names: vec![],
             feature_std: vec![],
+            vocab: None,
         };
         let s = one_vs_rest(split(), 1).unwrap();
         assert_eq!(Vec::<i64>::try_from(&s.train.y).unwrap(), vec![0, 1, 0, 1]);

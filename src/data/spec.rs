@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::text::TextOptions;
 use super::{synthetic, DataError, Result};
 
 /// Defaults of the CSV spec (one source of truth for serde and the CLI).
@@ -61,6 +62,11 @@ pub enum DatasetSpec {
         #[serde(default)]
         seed: u64,
     },
+    /// The SpamAssassin public corpus (fetched; or a corpus of the same layout in `dir`), 6,046
+    /// mails as token ids `[N, T]`, ham/spam or five groups; see [`super::text`].
+    Spamassassin(TextOptions),
+    /// The committed mail fixture (48 short mails written for the tests, same layout).
+    SpamassassinMini(TextOptions),
     /// CIFAR-10 binary version in `dir` (`data_batch_1..5.bin`, `test_batch.bin`); not fetchable.
     Cifar10 { dir: PathBuf },
     /// A Gaussian mixture; see [`synthetic`].
@@ -119,6 +125,11 @@ enum SpecRepr {
         #[serde(default)]
         seed: u64,
     },
+    /// The SpamAssassin public corpus (fetched; or a corpus of the same layout in `dir`), 6,046
+    /// mails as token ids `[N, T]`, ham/spam or five groups; see [`super::text`].
+    Spamassassin(TextOptions),
+    /// The committed mail fixture (48 short mails written for the tests, same layout).
+    SpamassassinMini(TextOptions),
     /// CIFAR-10 binary version in `dir` (`data_batch_1..5.bin`, `test_batch.bin`); not fetchable.
     Cifar10 { dir: PathBuf },
     /// A Gaussian mixture; see [`synthetic`].
@@ -151,6 +162,8 @@ impl From<SpecRepr> for DatasetSpec {
                 Self::Csv { path, label_column, separator, positive_label, test_fraction, seed }
             }
             SpecRepr::Cifar10 { dir } => Self::Cifar10 { dir },
+            SpecRepr::Spamassassin(o) => Self::Spamassassin(o),
+            SpecRepr::SpamassassinMini(o) => Self::SpamassassinMini(o),
             SpecRepr::Synthetic { shape, classes, train, test, separation, seed } => {
                 Self::Synthetic { shape, classes, train, test, separation, seed }
             }
@@ -169,6 +182,11 @@ impl DatasetSpec {
             Self::AdultMini => "adult-mini".into(),
             Self::Csv { path, .. } => format!("csv:{}", path.display()),
             Self::Cifar10 { dir } => format!("cifar10:{}", dir.display()),
+            Self::Spamassassin(TextOptions { dir: Some(d), .. }) => {
+                format!("spamassassin:dir={}", d.display())
+            }
+            Self::Spamassassin(_) => "spamassassin".into(),
+            Self::SpamassassinMini(_) => "spamassassin-mini".into(),
             Self::Synthetic { shape, .. } if shape.len() == 1 => "synthetic-tabular".into(),
             Self::Synthetic { .. } => "synthetic-images".into(),
         }
@@ -202,7 +220,11 @@ impl DatasetSpec {
     pub fn is_image(&self) -> bool {
         match self {
             Self::FashionMnist | Self::Mnist | Self::FashionMnistMini | Self::Cifar10 { .. } => true,
-            Self::Adult | Self::AdultMini | Self::Csv { .. } => false,
+            Self::Adult
+            | Self::AdultMini
+            | Self::Csv { .. }
+            | Self::Spamassassin(_)
+            | Self::SpamassassinMini(_) => false,
             Self::Synthetic { shape, .. } => shape.len() == 3,
         }
     }
@@ -210,7 +232,8 @@ impl DatasetSpec {
 
 /// The names `FromStr` accepts, for help texts.
 pub const SPEC_NAMES: &str = "fashion-mnist, mnist, adult, fashion-mnist-mini, adult-mini, \
-     synthetic-images, synthetic-tabular, csv:PATH[,label=COL][,sep=C][,positive=VALUE][,test_fraction=F][,seed=S], cifar10:DIR";
+     synthetic-images, synthetic-tabular, spamassassin[:max_len=T,vocab=V,labels=binary|groups,seed=S,dir=PATH], \
+     spamassassin-mini[:…], csv:PATH[,label=COL][,sep=C][,positive=VALUE][,test_fraction=F][,seed=S], cifar10:DIR";
 
 impl FromStr for DatasetSpec {
     type Err = DataError;
@@ -226,7 +249,21 @@ impl FromStr for DatasetSpec {
             "adult-mini" => Self::AdultMini,
             "synthetic-images" => Self::synthetic_images(),
             "synthetic-tabular" => Self::synthetic_tabular(),
+            "spamassassin" => Self::Spamassassin(TextOptions::default()),
+            "spamassassin-mini" => Self::SpamassassinMini(TextOptions::default()),
             _ => {
+                if let Some(o) = s.strip_prefix("spamassassin:") {
+                    return Ok(Self::Spamassassin(TextOptions::parse(o, s)?));
+                }
+                if let Some(o) = s.strip_prefix("spamassassin-mini:") {
+                    let o = TextOptions::parse(o, s)?;
+                    if o.dir.is_some() {
+                        return Err(DataError::Spec(format!(
+                            "`{s}`: dir= applies to spamassassin, not to the fixture"
+                        )));
+                    }
+                    return Ok(Self::SpamassassinMini(o));
+                }
                 if let Some(p) = s.strip_prefix("csv:").filter(|p| !p.is_empty()) {
                     parse_csv_spec(p)?
                 } else if let Some(d) = s.strip_prefix("cifar10:").filter(|d| !d.is_empty()) {
@@ -295,6 +332,8 @@ mod tests {
             "adult-mini",
             "synthetic-images",
             "synthetic-tabular",
+            "spamassassin",
+            "spamassassin-mini",
         ] {
             let s: DatasetSpec = name.parse().unwrap();
             assert_eq!(s.name(), name);

@@ -90,6 +90,7 @@ pub fn gaussian_mixture(m: &MixtureSpec) -> Result<Split> {
             test: to_img(&gte, &yte)?,
             feature_names: vec![],
             feature_std: vec![],
+            vocab: None,
         });
     }
     let names: Vec<String> = (0..p).map(|j| format!("x{j}")).collect();
@@ -112,5 +113,6 @@ pub fn gaussian_mixture(m: &MixtureSpec) -> Result<Split> {
         },
         feature_names: enc.feature_names(),
         feature_std: enc.feature_std(),
+        vocab: None,
     })
 }

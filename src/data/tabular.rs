@@ -170,6 +170,7 @@ fn encode_split(
         test: mk(&test.0, &test.1)?,
         feature_names: enc.feature_names(),
         feature_std: enc.feature_std(),
+        vocab: None,
     })
 }
 

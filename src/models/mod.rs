@@ -17,6 +17,8 @@ pub mod layer;
 pub mod layer_norm;
 pub mod linear;
 pub mod pool;
+pub mod position;
+pub mod transformer;
 
 use crate::rng::{self, ChaCha20Rng, Stream};
 pub use conv::Conv2d;
@@ -25,10 +27,12 @@ pub use group_norm::GroupNorm;
 pub use layer::GradSampler;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
+pub use position::PositionEmbedding;
 use rand::RngExt;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
+pub use transformer::{TransformerShape, DEFAULT_TRANSFORMER};
 
 /// Which architecture to build.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -44,6 +48,10 @@ pub enum ModelKind {
     Resnet18Gn,
     /// Token ids `[T]` → embedding → LayerNorm → mean over tokens → linear.
     Embedding,
+    /// Token ids `[T]` → a small pre-LayerNorm transformer encoder (token + learned position
+    /// embeddings, multi-head self-attention, GELU feed-forward) → mean over non-padding tokens →
+    /// linear; see [`transformer`].
+    Transformer,
 }
 
 /// Hidden sizes of [`ModelKind::Mlp`] when built through [`Model::new`].
@@ -70,6 +78,7 @@ pub enum Layer {
     GroupNorm(GroupNorm),
     LayerNorm(LayerNorm),
     Embedding(Embedding),
+    Position(PositionEmbedding),
 }
 
 impl Layer {
@@ -80,6 +89,7 @@ impl Layer {
             Layer::GroupNorm(l) => l,
             Layer::LayerNorm(l) => l,
             Layer::Embedding(l) => l,
+            Layer::Position(l) => l,
         }
     }
     pub fn name(&self) -> &'static str {
@@ -89,6 +99,7 @@ impl Layer {
             Layer::GroupNorm(_) => "group_norm",
             Layer::LayerNorm(_) => "layer_norm",
             Layer::Embedding(_) => "embedding",
+            Layer::Position(_) => "position_embedding",
         }
     }
 }
@@ -120,6 +131,7 @@ enum Arch {
     Cnn,
     Resnet { blocks: Vec<Block>, big_stem: bool },
     Embedding,
+    Transformer { heads: i64, blocks: i64 },
 }
 
 /// A classifier: DP layers plus the wiring between them.
@@ -231,8 +243,83 @@ impl Model {
             ModelKind::Embedding => {
                 Self::embedding(input_shape, DEFAULT_VOCAB, DEFAULT_EMBED_DIM, num_classes, seed, device)
             }
+            ModelKind::Transformer => {
+                Self::transformer(input_shape, &DEFAULT_TRANSFORMER, num_classes, seed, device)
+            }
             _ => Self::build(kind, input_shape, num_classes, seed, device, &[], (0, 0)),
         }
+    }
+
+    /// [`Model::new`] for data whose token ids run over `0..vocab` (text: the fitted vocabulary
+    /// plus its unseen ids, [`crate::data::tokenizer::Vocab::model_vocab`]): the token models get
+    /// that many embedding rows; other kinds ignore `vocab`.
+    pub fn for_data(
+        kind: &ModelKind,
+        input_shape: &[i64],
+        num_classes: i64,
+        vocab: Option<i64>,
+        seed: Option<u64>,
+        device: Device,
+    ) -> Result<Model, ModelError> {
+        match (kind, vocab) {
+            (ModelKind::Embedding, Some(v)) => {
+                Self::embedding(input_shape, v, DEFAULT_EMBED_DIM, num_classes, seed, device)
+            }
+            (ModelKind::Transformer, Some(v)) => Self::transformer(
+                input_shape,
+                &TransformerShape { vocab: v, ..DEFAULT_TRANSFORMER },
+                num_classes,
+                seed,
+                device,
+            ),
+            _ => Self::new(kind, input_shape, num_classes, seed, device),
+        }
+    }
+
+    /// The transformer classifier of [`transformer`] for token ids `[T]`.
+    pub fn transformer(
+        input_shape: &[i64],
+        shape: &TransformerShape,
+        num_classes: i64,
+        seed: Option<u64>,
+        device: Device,
+    ) -> Result<Model, ModelError> {
+        let TransformerShape { vocab, dim, heads, layers: blocks, ff } = *shape;
+        let bad = |field: &'static str, value: i64, reason: &str| ModelError::Invalid {
+            field,
+            value: value.to_string(),
+            reason: reason.into(),
+        };
+        for (field, v) in [("vocab", vocab), ("dim", dim), ("heads", heads), ("layers", blocks), ("ff", ff)] {
+            if v <= 0 {
+                return Err(bad(field, v, "must be positive"));
+            }
+        }
+        if dim % heads != 0 {
+            return Err(bad("dim", dim, &format!("must be a multiple of heads = {heads}")));
+        }
+        let mut m =
+            Self::build(&ModelKind::Transformer, input_shape, num_classes, seed, device, &[], (0, 0))?;
+        // `build` checked the shape and classes; the layers are made here.
+        let t = input_shape[0];
+        let mut init = Init { rng: rng::stream(seed, Stream::Init), device };
+        let mut layers = vec![
+            Layer::Embedding(Embedding { weight: init.normal(&[vocab, dim]) }),
+            Layer::Position(PositionEmbedding { weight: init.normal(&[t, dim]) }),
+        ];
+        for _ in 0..blocks {
+            layers.push(init.ln(dim));
+            layers.push(init.linear(dim, 3 * dim));
+            layers.push(init.linear(dim, dim));
+            layers.push(init.ln(dim));
+            layers.push(init.linear(dim, ff));
+            layers.push(init.linear(ff, dim));
+        }
+        layers.push(init.ln(dim));
+        layers.push(init.linear(dim, num_classes));
+        m.layers = layers;
+        m.arch = Arch::Transformer { heads, blocks };
+        Ok(m)
     }
 
     /// An MLP with the given hidden sizes (ReLU between layers).
@@ -375,6 +462,13 @@ impl Model {
                 layers.push(init.linear(d, num_classes));
                 Arch::Embedding
             }
+            ModelKind::Transformer => {
+                if input_shape.len() != 1 {
+                    return Err(mismatch("the transformer needs token input [T]"));
+                }
+                // Layers are made by `Model::transformer`, which knows the sizes.
+                Arch::Transformer { heads: 1, blocks: 0 }
+            }
         };
         let _ = &arch;
         Ok(Model {
@@ -404,7 +498,7 @@ impl Model {
                 })
             }
         };
-        if self.kind == ModelKind::Embedding {
+        if matches!(self.kind, ModelKind::Embedding | ModelKind::Transformer) {
             return Err(ModelError::Invalid {
                 field: "input_norm",
                 value: "embedding".into(),
@@ -503,6 +597,23 @@ impl Model {
                 let e = r.apply(&e);
                 let m = e.mean_dim(1, false, Kind::Float);
                 r.apply(&m)
+            }
+            Arch::Transformer { heads, blocks } => {
+                let mask = transformer::token_mask(x);
+                let e = r.apply(x);
+                let mut h = r.apply(&e);
+                for _ in 0..*blocks {
+                    let a = r.apply(&h);
+                    let qkv = r.apply(&a);
+                    let o = transformer::attention(&qkv, &mask, *heads);
+                    // Out of place (not `+=`): `h` may be a recorded layer output.
+                    h = h.g_add(&r.apply(&o));
+                    let a = r.apply(&h);
+                    let f = r.apply(&a).gelu("none");
+                    h = h.g_add(&r.apply(&f));
+                }
+                let h = r.apply(&h);
+                r.apply(&transformer::masked_mean(&h, &mask))
             }
         };
         debug_assert_eq!(r.next, self.layers.len(), "every layer is applied once");

@@ -327,6 +327,9 @@ pub fn train_on(
             n,
             split.train.num_classes,
         )?;
+        if let Some(vocab) = &split.vocab {
+            collective::check_tokens(&cfg.collectives, vocab)?;
+        }
         let planted = collective::plant(&split.train, &cfg.collectives, cfg.seed)?;
         (planted.train, planted.collectives)
     };
@@ -350,7 +353,10 @@ pub fn train_on(
     // Checked with `cfg`, except a calibrated σ, which calibration returns finite and > 0.
     debug_assert!(fit_cfg.validate().is_ok());
     let fit_cfg = Checked::assume_checked(fit_cfg);
-    let mut model = Model::new(&cfg.model, &train.example_shape(), train.num_classes, cfg.seed, device)?;
+    // Text: the token models get one embedding row per fitted id plus the unseen (plantable) ids.
+    let vocab = split.vocab.as_ref().map(|v| v.model_vocab());
+    let mut model =
+        Model::for_data(&cfg.model, &train.example_shape(), train.num_classes, vocab, cfg.seed, device)?;
     progress.start(total, fit_cfg.dp.as_ref().map(|d| d.noise_multiplier), q);
     let outcome: FitOutcome =
         fit::fit(&mut model, &train, &fit_cfg, cfg.seed, device, &mut |s| progress.step(s))?;
