@@ -56,8 +56,8 @@ build: venv
 	$(CARGO) build --release --bins
 
 # fmt and clippy first, then every test; closes with `make-test: P passed, F failed, S skipped`
-# (S: hardware skips, listed, plus #[ignore]d tests). CROWDOUT_REQUIRE=avx512,cuda makes the
-# named hardware skips fail instead.
+# (S: honest skips — no AVX-512F, no GPU, a full data set not fetched — listed, plus #[ignore]d
+# tests). CROWDOUT_REQUIRE=avx512,cuda,data makes the named skips fail instead.
 test: build
 	CARGO="$(CARGO)" JOBS=$(JOBS) tests/suite.sh
 

@@ -11,7 +11,7 @@
 use std::io::Write;
 
 /// The environment variable that turns skips into failures: a comma-separated list of
-/// [`Feature::name`]s, or `all`.
+/// [`Feature::name`]s and `data` (the full data sets of tests/data_real.rs), or `all`.
 pub const REQUIRE_ENV: &str = "CROWDOUT_REQUIRE";
 
 /// A piece of hardware some test path needs.
@@ -49,8 +49,8 @@ impl Feature {
 }
 
 /// Whether `CROWDOUT_REQUIRE` (given as `list`) names `feature`.
-fn listed(list: &str, feature: Feature) -> bool {
-    list.split(',').map(str::trim).any(|f| f.eq_ignore_ascii_case(feature.name()) || f == "all")
+fn listed_name(list: &str, name: &str) -> bool {
+    list.split(',').map(str::trim).any(|f| f.eq_ignore_ascii_case(name) || f == "all")
 }
 
 /// The features this process has, as `avx512f yes/no, cuda yes/no` (for test logs and READMEs).
@@ -70,18 +70,25 @@ pub fn have(feature: Feature, fallback: &str) -> bool {
     if feature.present() {
         return true;
     }
+    skip(feature.name(), &format!("needs {} but {}", feature.name(), feature.absent_reason()), fallback);
+    false
+}
+
+/// Reports an honest skip of the calling test: `skipped: <test>: <reason>` on stderr, or a panic
+/// when `CROWDOUT_REQUIRE` lists `requirement` (a [`Feature::name`], or `data` for fetched data
+/// sets). Also for skips that are not about hardware, e.g. a data set that is not fetched.
+pub fn skip(requirement: &str, reason: &str, fallback: &str) {
     let thread = std::thread::current();
     let test = match thread.name() {
         Some(name) if name != "main" => name,
         _ => fallback,
     };
-    let required = std::env::var(REQUIRE_ENV).map(|v| listed(&v, feature)).unwrap_or(false);
-    assert!(!required, "{test}: {REQUIRE_ENV} requires {} but {}", feature.name(), feature.absent_reason());
+    let required = std::env::var(REQUIRE_ENV).map(|v| listed_name(&v, requirement)).unwrap_or(false);
+    assert!(!required, "{test}: {REQUIRE_ENV} requires {requirement}: {reason}");
     // Straight to the stream, not through eprintln!: libtest captures the macros' output of
     // passing tests, and a skip must be seen.
-    let line = format!("skipped: {test}: needs {} but {}\n", feature.name(), feature.absent_reason());
+    let line = format!("skipped: {test}: {reason}\n");
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
-    false
 }
 
 /// Returns from the calling test, with an honest skip line, unless the hardware is there
@@ -132,11 +139,12 @@ mod tests {
 
     #[test]
     fn the_require_list_is_parsed_by_name() {
-        assert!(listed("avx512,cuda", Feature::Cuda));
-        assert!(listed(" AVX512 ", Feature::Avx512f));
-        assert!(listed("all", Feature::Cuda));
-        assert!(!listed("avx512", Feature::Cuda));
-        assert!(!listed("", Feature::Avx512f));
+        assert!(listed_name("avx512,cuda", Feature::Cuda.name()));
+        assert!(listed_name(" AVX512 ", Feature::Avx512f.name()));
+        assert!(listed_name("all", Feature::Cuda.name()));
+        assert!(listed_name("cuda,data", "data"));
+        assert!(!listed_name("avx512", Feature::Cuda.name()));
+        assert!(!listed_name("", Feature::Avx512f.name()));
     }
 
     #[test]

@@ -9,12 +9,13 @@ fn have(f: Fetchable) -> Option<DataDir> {
     if data::verify(f.key(), &dir).is_ok() {
         Some(dir)
     } else {
-        eprintln!(
-            "SKIP: {} not fetched in {} (run `crowdout data fetch {}`)",
+        let reason = format!(
+            "data set {} not fetched in {} (run `crowdout data fetch {}`)",
             f.key(),
             dir.0.display(),
             f.key()
         );
+        crowdout::hardware::skip("data", &reason, module_path!());
         None
     }
 }

@@ -2,9 +2,10 @@
 # `make test`: format and lint checks, then the whole test suite in release mode, closing with one
 # line that counts honest skips apart from passes:
 #   make-test: P passed, F failed, S skipped
-# P counts tests that ran their path; S counts hardware skips (tests printing `skipped: <test>: …`
-# because this machine lacks AVX-512F or CUDA; see src/hardware.rs) plus #[ignore]d tests.
-# CROWDOUT_REQUIRE=avx512,cuda turns the named hardware skips into failures.
+# P counts tests that ran their path; S counts honest skips (tests printing `skipped: <test>: …`
+# because this machine lacks AVX-512F or CUDA, or a full data set is not fetched; see
+# src/hardware.rs) plus #[ignore]d tests. CROWDOUT_REQUIRE=avx512,cuda,data turns those skips
+# into failures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CARGO=${CARGO:-cargo}
@@ -38,10 +39,10 @@ ignored=$(sum ignored)
 hw=$(grep -cE '^skipped: ' "$log" || true)
 echo
 if [ "$hw" -gt 0 ]; then
-  echo "make-test: hardware skips ($hw):"
+  echo "make-test: skips ($hw):"
   grep -E '^skipped: ' "$log" | sed 's/^/  /'
 else
-  echo "make-test: no hardware skips (every AVX-512 and CUDA path ran)"
+  echo "make-test: no skips (every AVX-512, CUDA and full-data path ran)"
 fi
 [ "$ignored" -gt 0 ] && echo "make-test: $ignored #[ignore]d (run with: cargo test --release -- --ignored)"
 if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi   # a build error or crash counts
