@@ -115,7 +115,11 @@ impl TrainSpec {
             (ModelKind::Mlp, false) => {
                 Model::mlp(&shape, &self.hidden, data.num_classes, Some(seed), device)?
             }
-            (kind, _) => Model::new(kind, &shape, data.num_classes, Some(seed), device)?,
+            // Token models get a table for every id in the data (audits have no vocabulary).
+            (kind, _) => {
+                let vocab = Model::vocab_needed(kind, &data.x);
+                Model::for_data(kind, &shape, data.num_classes, vocab, Some(seed), device)?
+            }
         })
     }
 }

@@ -103,7 +103,11 @@ fn build(cfg: &MiaConfig, data: &Dataset, seed: u64, device: Device) -> Result<M
     let shape = data.example_shape();
     Ok(match (&cfg.model, cfg.hidden.is_empty()) {
         (ModelKind::Mlp, false) => Model::mlp(&shape, &cfg.hidden, data.num_classes, Some(seed), device)?,
-        (kind, _) => Model::new(kind, &shape, data.num_classes, Some(seed), device)?,
+        // Token models get a table for every id in the data (audits have no vocabulary).
+        (kind, _) => {
+            let vocab = Model::vocab_needed(kind, &data.x);
+            Model::for_data(kind, &shape, data.num_classes, vocab, Some(seed), device)?
+        }
     })
 }
 

@@ -276,6 +276,19 @@ impl Model {
         }
     }
 
+    /// The embedding rows a token model (`embedding`, `transformer`) needs for the token ids in
+    /// `x` (`[N, T]`, ids as floats), for callers that have data but no vocabulary (the audits):
+    /// `Some(max id + 1)` when that exceeds [`DEFAULT_VOCAB`], else `None`, so [`Self::for_data`]
+    /// keeps the default table and models on small-id data are exactly as before. `None` for
+    /// other kinds and empty data.
+    pub fn vocab_needed(kind: &ModelKind, x: &Tensor) -> Option<i64> {
+        if !matches!(kind, ModelKind::Embedding | ModelKind::Transformer) || x.numel() == 0 {
+            return None;
+        }
+        let rows = x.max().double_value(&[]) as i64 + 1;
+        (rows > DEFAULT_VOCAB).then_some(rows)
+    }
+
     /// The transformer classifier of [`transformer`] for token ids `[T]`.
     pub fn transformer(
         input_shape: &[i64],
@@ -645,5 +658,22 @@ impl Model {
     /// Per-example cross-entropy losses `[n]` of `logits` against labels `y`.
     pub fn per_example_loss(logits: &Tensor, y: &Tensor) -> Tensor {
         logits.cross_entropy_loss::<Tensor>(y, None, tch::Reduction::None, -100, 0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_models_get_a_table_for_every_id_in_the_data_and_others_keep_theirs() {
+        let small = Tensor::from_slice(&[0f32, 3.0, 7.0, 1.0]).view([2, 2]);
+        let large = Tensor::from_slice(&[0f32, 5000.0, 2.0, 1.0]).view([2, 2]);
+        assert_eq!(Model::vocab_needed(&ModelKind::Embedding, &small), None);
+        assert_eq!(Model::vocab_needed(&ModelKind::Transformer, &large), Some(5001));
+        assert_eq!(Model::vocab_needed(&ModelKind::Mlp, &large), None);
+        let m = Model::for_data(&ModelKind::Embedding, &[2], 2, Some(5001), Some(1), Device::Cpu).unwrap();
+        // The largest id embeds without an indexing failure.
+        assert_eq!(m.logits(&large).size(), vec![2, 2]);
     }
 }
