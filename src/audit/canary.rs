@@ -107,6 +107,13 @@ impl ParamGuard for TrainSpec {
     }
 }
 
+impl Checked<TrainSpec> {
+    /// The DP settings, checked as part of the spec.
+    pub fn dp_checked(&self) -> Checked<DpSettings> {
+        Checked::assume_checked(self.dp.clone())
+    }
+}
+
 impl TrainSpec {
     /// A fresh model for `data`, initialised from `seed`.
     pub fn build(&self, data: &Dataset, seed: u64, device: Device) -> Result<Model> {
@@ -140,7 +147,7 @@ pub fn train_fixed_rate(
     let params = model.parameters();
     let mut opt = Optimizer::new(OptimizerKind::Sgd, spec.lr, 0.0, 0.0, &params);
     let mut sampler = PoissonSampler::new(data.len() as usize, spec.sample_rate, Some(seed))?;
-    let mut dp = DpSgd::new(&model, Checked::assume_checked(spec.dp.clone()), normaliser, Some(seed))? /* checked with `spec` */;
+    let mut dp = DpSgd::new(&model, spec.dp_checked(), normaliser, Some(seed))?;
     for _ in 0..spec.steps {
         let idx = Tensor::from_slice(&sampler.sample());
         let x = data.x.f_index_select(0, &idx)?;

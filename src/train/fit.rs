@@ -234,7 +234,7 @@ impl ParamGuard for FitConfig {
 }
 
 impl Checked<FitConfig> {
-    /// The DP settings, checked as part of the whole.
+    /// The DP settings, checked as part of the whole (what `fit` hands to [`DpSgd::new`]).
     pub fn dp_checked(&self) -> Option<Checked<DpSettings>> {
         self.dp.clone().map(Checked::assume_checked)
     }
@@ -308,7 +308,7 @@ pub fn fit(
     let nu = n as usize;
     let mut losses: Vec<(f64, usize)> = Vec::new();
     let (q, steps) = schedule(cfg, nu);
-    let per_epoch = match &cfg.dp {
+    let per_epoch = match cfg.dp_checked() {
         None => {
             let b = cfg.batch_size.min(nu);
             let per_epoch = nu.div_ceil(b) as u64;
@@ -348,8 +348,7 @@ pub fn fit(
                 });
             }
             let mut sampler = PoissonSampler::new(nu, q, seed)?;
-            // Checked as part of `cfg`.
-            let mut dpsgd = DpSgd::new(model, Checked::assume_checked(dp.clone()), q * n as f64, seed)?;
+            let mut dpsgd = DpSgd::new(model, dp, q * n as f64, seed)?;
             for step in 1..=steps {
                 opt.set_lr(cfg.lr_schedule.lr_at(cfg.lr, step, steps));
                 let idx = sampler.sample();
