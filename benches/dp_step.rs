@@ -1,7 +1,9 @@
 //! DP-SGD step speed (criterion, float32, CPU, 2 libtorch threads).
 //!
 //! Workloads: W1 MLP 784→256→10 batch 256; W2 DP MNIST CNN batch 256; W3 ResNet18-GN 1×28×28
-//! batch 32; W4 softmax regression on 104 features batch 512. Modes: non-private SGD step,
+//! batch 32; W4 softmax regression on 104 features batch 512; W5 the text transformer (d = 64, 4
+//! heads, 2 blocks, feed-forward 128, vocabulary 2,016, T = 128 tokens, no padding, 2 classes)
+//! batch 64. Modes: non-private SGD step,
 //! DP materialize, DP ghost (both include the ChaCha20 noise and the optimizer step), and the
 //! noise alone. `benches/opacus_step.py` times Opacus on the same workloads; see benches/README.md.
 //!
@@ -15,7 +17,7 @@
 
 use criterion::Criterion;
 use crowdout::dpsgd::{Clipping, DpSettings, DpSgd, GradMode, Optimizer, OptimizerKind};
-use crowdout::models::{Model, ModelKind};
+use crowdout::models::{Model, ModelKind, TransformerShape, DEFAULT_TRANSFORMER};
 use crowdout::params::ParamGuard;
 use crowdout::train::fit::nonprivate_step;
 use rand::RngExt;
@@ -39,7 +41,21 @@ fn make(name: &'static str, model: Model, shape: &[i64]) -> Workload {
     Workload { name, model, x: Tensor::from_slice(&x).reshape(shape), y: Tensor::from_slice(&y) }
 }
 
-const NAMES: [&str; 4] = ["W1-mlp-b256", "W2-cnn-b256", "W3-resnet18gn-b32", "W4-softmax104-b512"];
+/// Token workload: ids uniform in `3..vocab` (no padding, no specials) and labels 0..2 from the
+/// same fixed stream, `[batch, t]`.
+fn make_tokens(name: &'static str, model: Model, batch: i64, t: i64, vocab: i64) -> Workload {
+    let mut r = crowdout::rng::stream(Some(1), crowdout::rng::Stream::Data);
+    let x: Vec<i64> = (0..batch * t).map(|_| r.random_range(3..vocab)).collect();
+    let y: Vec<i64> = (0..batch).map(|_| r.random_range(0..2)).collect();
+    Workload { name, model, x: Tensor::from_slice(&x).reshape([batch, t]), y: Tensor::from_slice(&y) }
+}
+
+const NAMES: [&str; 5] =
+    ["W1-mlp-b256", "W2-cnn-b256", "W3-resnet18gn-b32", "W4-softmax104-b512", "W5-transformer-t128-b64"];
+
+/// W5's vocabulary: the experiments' 2,000 words plus the 16 unseen (plantable) ids.
+const W5_VOCAB: i64 = 2016;
+const W5_T: i64 = 128;
 
 fn workload(name: &'static str) -> Workload {
     let dev = Device::Cpu;
@@ -55,6 +71,16 @@ fn workload(name: &'static str) -> Workload {
             Model::new(&ModelKind::Resnet18Gn, &[1, 28, 28], 10, Some(1), dev).unwrap(),
             &[32, 1, 28, 28],
         ),
+        "W5-transformer-t128-b64" => {
+            let shape = TransformerShape { vocab: W5_VOCAB, ..DEFAULT_TRANSFORMER };
+            make_tokens(
+                name,
+                Model::transformer(&[W5_T], &shape, 2, Some(1), dev).unwrap(),
+                64,
+                W5_T,
+                W5_VOCAB,
+            )
+        }
         _ => make(name, Model::new(&ModelKind::Softmax, &[104], 10, Some(1), dev).unwrap(), &[512, 104]),
     }
 }
@@ -120,7 +146,7 @@ fn interleaved_ratio(wname: &str) {
     let w = workload(name);
     let per = match &name[..2] {
         "W3" => 2,
-        "W2" => 10,
+        "W2" | "W5" => 10,
         _ => 50,
     };
     let mut np = Stepper::new(&w, "nonprivate");

@@ -3,6 +3,9 @@
 Modes: non-private (plain PyTorch), hooks (GradSampleModule, materialised per-sample grads),
 ghost (Opacus ghost clipping, two backward passes). DP steps include Opacus's noise
 (torch's generator, secure_mode=False) and the optimizer step. Prints the median step time.
+W5 is crowdout's text transformer (class Encoder), built from nn.Embedding, nn.LayerNorm and
+nn.Linear, whose grad samplers Opacus has (its DPMultiheadAttention is made of the same Linear
+projections; a functional attention keeps the layout identical to ours).
 Run: .venv/bin/python benches/opacus_step.py [W1 W2 ...]
      .venv/bin/python benches/opacus_step.py --serve W1 ghost   (timed blocks on demand, for
      benches/versus.py: a line K on stdin runs K steps and prints the mean seconds per step)
@@ -56,11 +59,48 @@ def softmax():
     return nn.Linear(104, 10)
 
 
+class Encoder(nn.Module):
+    """crowdout's transformer classifier (src/models/transformer.rs) in plain PyTorch modules that
+    Opacus has grad samplers for: token and position embeddings (positions as an nn.Embedding over
+    0..T-1, so the per-sample gradient is per example), pre-LayerNorm blocks of fused-QKV multi-head
+    attention with a padding mask and a GELU feed-forward, final LayerNorm, mean over non-padding
+    tokens, linear head. (Position ids are made contiguous: Opacus's ghost embedding norm calls
+    .view on its input ids.)"""
+
+    def __init__(self, vocab=2016, t=128, d=64, heads=4, blocks=2, ff=128, classes=2):
+        super().__init__()
+        self.heads, self.t = heads, t
+        self.tok = nn.Embedding(vocab, d); self.pos = nn.Embedding(t, d)
+        self.blocks = nn.ModuleList()
+        for _ in range(blocks):
+            self.blocks.append(nn.ModuleDict(dict(ln1=nn.LayerNorm(d), qkv=nn.Linear(d, 3 * d), out=nn.Linear(d, d),
+                                                  ln2=nn.LayerNorm(d), ff1=nn.Linear(d, ff), ff2=nn.Linear(ff, d))))
+        self.ln = nn.LayerNorm(d); self.head = nn.Linear(d, classes)
+
+    def forward(self, ids):
+        n, t = ids.shape
+        mask = (ids != 0).float()
+        h = self.tok(ids) + self.pos(torch.arange(t).expand(n, t).contiguous())
+        bias = ((mask - 1.0) * 1e9).view(n, 1, 1, t)
+        for b in self.blocks:
+            qkv = b["qkv"](b["ln1"](h))
+            d = qkv.shape[-1] // 3; dh = d // self.heads
+            q, k, v = (qkv[..., i * d:(i + 1) * d].reshape(n, t, self.heads, dh).transpose(1, 2) for i in range(3))
+            p = (q @ k.transpose(-2, -1) / dh ** 0.5 + bias).softmax(-1)
+            h = h + b["out"]((p @ v).transpose(1, 2).reshape(n, t, d))
+            h = h + b["ff2"](F.gelu(b["ff1"](b["ln2"](h))))
+        h = self.ln(h)
+        pooled = (h * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
+        return self.head(pooled)
+
+
 WORKLOADS = {
     "W1-mlp-b256": (mlp, (256, 784), 30),
     "W2-cnn-b256": (cnn, (256, 1, 28, 28), 20),
     "W3-resnet18gn-b32": (resnet18gn, (32, 1, 28, 28), 5),
     "W4-softmax104-b512": (softmax, (512, 104), 100),
+    # ids uniform in 3..2016 (no padding), labels 0..1, as benches/dp_step.rs's make_tokens
+    "W5-transformer-t128-b64": (Encoder, (64, 128), 20),
 }
 
 
@@ -77,7 +117,10 @@ def make_step(name, mode):
     """A zero-argument function doing one step of `mode` ("nonprivate", "hooks" or "ghost")."""
     make, shape, _ = WORKLOADS[name]
     torch.manual_seed(0)
-    x = torch.rand(shape); y = torch.randint(0, 10, (shape[0],))
+    if name.startswith("W5"):
+        x = torch.randint(3, 2016, shape); y = torch.randint(0, 2, (shape[0],))
+    else:
+        x = torch.rand(shape); y = torch.randint(0, 10, (shape[0],))
     model = make(); opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     if mode == "nonprivate":
         def np_step():

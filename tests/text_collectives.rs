@@ -116,3 +116,71 @@ fn transformer_trains_on_mail_and_reports_each_collective() {
     assert_eq!(Some(&vocab), split.vocab.as_ref());
     assert!(vocab.unseen_ids().contains(&70) && vocab.unseen_ids().contains(&71));
 }
+
+/// A text sweep (both token models, non-private and DP) runs end to end on the fixture, and a
+/// token trigger outside the table is refused by name in every cell, the α = 0 baseline included
+/// (it plants nothing in training but measures with the trigger).
+#[test]
+fn text_sweep_runs_and_refuses_a_token_outside_the_table_in_every_cell() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = |token: i64| {
+        format!(
+            r#"name = "text-mini"
+[grid]
+dataset = ["spamassassin-mini:max_len=16"]
+model = ["transformer", "embedding"]
+collectives = ["trigger=token:every=4:token={token},target=0,strategy=feature-label"]
+alpha = [0.0, 0.2]
+privacy = ["none", "eps=8"]
+clip = [1.0]
+seed = [0]
+[train]
+epochs = 1
+batch_size = 8
+lr = 0.1
+optimizer = "sgd"
+momentum = 0.9
+"#
+        )
+    };
+    let split =
+        data::load(&"spamassassin-mini:max_len=16".parse().unwrap(), &DataDir::from_env(), &Limits::NONE)
+            .unwrap();
+    let unseen = split.vocab.as_ref().unwrap().unseen_ids();
+    let run = |name: &str, token: i64| {
+        let dir = tmp.path().join(name);
+        let path = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(&path, spec(token)).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_crowdout"))
+            .args(["sweep", path.to_str().unwrap(), "--out", dir.to_str().unwrap(), "--jobs", "1"])
+            .args(["--torch-threads", "1", "--no-progress"])
+            .output()
+            .unwrap();
+        let mut rdr = csv::Reader::from_path(dir.join("results.csv")).unwrap();
+        let h = rdr.headers().unwrap().clone();
+        let col = |r: &csv::StringRecord, c: &str| r[h.iter().position(|x| x == c).unwrap()].to_string();
+        let rows: Vec<(String, String, String)> = rdr
+            .records()
+            .map(|r| r.unwrap())
+            .map(|r| (col(&r, "alpha"), col(&r, "success"), col(&r, "error")))
+            .collect();
+        (out, rows)
+    };
+    let (out, rows) = run("ok", unseen.start);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(rows.len(), 8);
+    for (alpha, success, error) in &rows {
+        assert!(error.is_empty(), "alpha {alpha}: {error}");
+        let s: f64 = success.parse().unwrap();
+        assert!((0.0..=1.0).contains(&s));
+    }
+    let (_, rows) = run("bad", unseen.end + 100);
+    assert_eq!(rows.len(), 8);
+    for (alpha, _, error) in &rows {
+        assert!(
+            error.contains("past the model's embedding table")
+                && error.contains(&format!("{}..{}", unseen.start, unseen.end)),
+            "alpha {alpha}: {error}"
+        );
+    }
+}

@@ -168,6 +168,11 @@ fn train_baseline(cell: &Cell) -> Result<Baseline, String> {
     let cfg = run_config(cell, 0.0)?.check().map_err(|e| e.to_string())?;
     let spec = measuring_spec(cell)?;
     with_split(&cfg, cell.train.one_vs_rest, |split| {
+        // The baseline plants nothing in training but measures with the trigger: a token trigger
+        // must fit the vocabulary here too (an id past the table would fail inside libtorch).
+        if let Some(vocab) = &split.vocab {
+            crate::collective::check_tokens(std::slice::from_ref(&spec), vocab).map_err(|e| e.to_string())?;
+        }
         let trained = run::train_on(&cfg, split, &mut Silent).map_err(|e| e.to_string())?;
         let rep = trained.measure(&split.test, std::slice::from_ref(&spec)).map_err(|e| e.to_string())?;
         let r = &rep.per_collective[0];
