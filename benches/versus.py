@@ -92,7 +92,7 @@ def run(prefix, rounds, seconds, binary, python):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("workloads", nargs="+", help="workload prefixes: W1 W2 W3 W4")
+    ap.add_argument("workloads", nargs="+", help="workload prefixes: W1 W2 W3 W4 W5")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--seconds", type=float, default=0.3, help="target length of one block")
     a = ap.parse_args()
