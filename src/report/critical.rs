@@ -141,6 +141,8 @@ where
                 String::new()
             }
         })
+        .y_label_formatter(&|y: &f64| format!("{}", crate::audit::steer::design::round_alpha(*y)))
+        .light_line_style(WHITE.mix(0.0))
         .y_desc("collective fraction α (log)")
         .label_style(("sans-serif", 16))
         .axis_desc_style(("sans-serif", 18))
