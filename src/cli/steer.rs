@@ -15,7 +15,7 @@ use crowdout::sweep::{cell, parse_shard, ResultStore};
 pub struct SteerArgs {
     /// The steerability spec (TOML): a sweep spec without grid.alpha and grid.seed, plus a
     /// [steer] section (alpha_range, targets, threshold, init, init_seeds, batch, max_cells,
-    /// max_width_ratio); see docs/steerability.md.
+    /// max_width_ratio, seed_offset); see docs/steerability.md.
     pub spec: PathBuf,
     /// Output folder [default: the spec's [output] dir, else results/<name>].
     #[arg(long)]

@@ -8,7 +8,7 @@
 //!   first finishes the planned cells without a successful row, then plans the next round from
 //!   the rows of all earlier rounds. A round depends only on earlier rounds' rows, so a crash and
 //!   rerun gives the same design as an uninterrupted run. A torn last line is dropped.
-//! - **Seeds**: run j of an arm (in plan order) trains with seed j, so every run is its own seed
+//! - **Seeds**: run j of an arm (in plan order) trains with seed `seed_offset + j`, so every run is its own seed
 //!   line: the runs are independent trainings, as the likelihood assumes. (Sharing seeds across
 //!   α would be cheaper — the cell runner trains one no-collective baseline per seed line — but
 //!   a design that places most later runs at new α's would then follow one seed's luck.)
@@ -262,9 +262,10 @@ pub fn run_steer(
                     next_alphas(&fits, lo, hi, st.batch.min(st.max_cells - mine.len()))
                 }
             };
-            // Run j of the arm (in plan order) trains with seed j: every run is its own seed line.
+            // Run j of the arm (in plan order) trains with seed offset + j: each its own seed line.
             for (j, al) in alphas.into_iter().enumerate() {
-                next.push(PlannedCell { arm: a.hash.clone(), alpha: al, seed: (mine.len() + j) as u64 });
+                let seed = st.seed_offset.saturating_add((mine.len() + j) as u64);
+                next.push(PlannedCell { arm: a.hash.clone(), alpha: al, seed });
             }
         }
         if next.is_empty() {

@@ -20,6 +20,7 @@
 //! batch = 4                     # runs per arm per round after that
 //! max_cells = 24                # budget of runs per arm
 //! max_width_ratio = 1.5         # stop an arm early when every interval has hi/lo ≤ this
+//! seed_offset = 0               # run j of an arm trains with seed seed_offset + j
 //!
 //! [train]                       # as a sweep's
 //! epochs = 3
@@ -64,6 +65,9 @@ pub struct SteerSettings {
     /// Stop an arm when every interval is closed with hi/lo at most this.
     #[serde(default = "default_max_width_ratio")]
     pub max_width_ratio: f64,
+    /// Run j of an arm trains with seed `seed_offset + j` (another offset: an independent replicate).
+    #[serde(default)]
+    pub seed_offset: u64,
 }
 
 pub fn default_targets() -> Vec<f64> {
