@@ -20,6 +20,7 @@
 pub mod canary;
 pub mod mia;
 pub mod stats;
+pub mod steer;
 
 pub use canary::{
     make_canaries, margin_scores, multi_run, one_run, train_fixed_rate, CanaryLabel, MultiRunConfig,

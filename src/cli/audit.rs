@@ -36,6 +36,9 @@ pub enum Which {
     OneRun(OneRunArgs),
     /// Membership inference (loss threshold and LiRA), optionally with a collective planted.
     Mia(MiaArgs),
+    /// Steerability audit: per privacy arm, the critical mass α*(S*) and α₅₀ with 95% intervals,
+    /// from an adaptive design on log α (resumable; the rows of a sweep).
+    Steerability(super::steer::SteerArgs),
 }
 
 /// Data, model, DP-SGD and confidence flags shared by `canary` and `one-run`.
@@ -179,6 +182,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<()> {
         Which::Canary(a) => canary(a, args.json),
         Which::OneRun(a) => one_run(a, args.json),
         Which::Mia(a) => mia(a, args.json),
+        Which::Steerability(a) => super::steer::run(a, args.json, args.threads),
     }
 }
 

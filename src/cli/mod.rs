@@ -4,5 +4,6 @@ pub mod audit;
 pub mod bound;
 pub mod data;
 pub mod report;
+pub mod steer;
 pub mod sweep;
 pub mod train;

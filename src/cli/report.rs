@@ -20,6 +20,11 @@ pub struct ReportArgs {
     /// Target success S* for the critical mass.
     #[arg(long, default_value_t = DEFAULT_TARGET_SUCCESS)]
     pub target_success: f64,
+    /// Also write critical_mass.csv and its plot (the steerability audit's dose–response fits,
+    /// docs/steerability.md) with the default targets 0.5, 0.9 and the midway threshold; done
+    /// anyway when a steer.json sits beside an input (its settings are used then).
+    #[arg(long)]
+    pub critical_mass: bool,
     /// Write the summary only, no plots.
     #[arg(long)]
     pub no_plots: bool,
@@ -54,6 +59,12 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         files.plots.len(),
         files.config_stats.display()
     );
+    if args.critical_mass && crowdout::report::critical::settings_beside(&args.inputs).is_none() {
+        let rows = crowdout::sweep::merge::merge_files(&args.inputs)?;
+        let st = crowdout::audit::steer::spec::default_targets();
+        let f = crowdout::report::critical::write(&out, &rows, &st, Default::default(), !args.no_plots)?;
+        eprintln!("{}: {} arm(s)", f.csv.display(), f.arms.len());
+    }
     let c = &files.counts;
     eprintln!("ceiling at UCB(E[S0]): {}", c.ceiling.line());
     eprintln!("dpsgd_lb (E[S]): {}", c.dpsgd.line());

@@ -6,6 +6,7 @@
 //! mass is computed, [`plot`] for what each plot shows.
 
 pub mod analysis;
+pub mod critical;
 pub mod plot;
 pub mod prediction;
 pub mod stats;
@@ -107,6 +108,10 @@ pub fn build_report_with(
     prediction::write(out, &rows)?;
     let summary = out.join("summary.md");
     std::fs::write(&summary, md).map_err(|source| ReportError::Io { path: summary.clone(), source })?;
+    // A steerability audit's rows (its steer.json beside an input): the critical mass per arm.
+    if let Some(st) = critical::settings_beside(inputs) {
+        critical::write(out, &rows, &st.targets, st.threshold, with_plots)?;
+    }
     let config_stats = out.join("config_stats.csv");
     let bytes = summary::config_stats_csv(&stats)
         .map_err(|e| ReportError::Csv { path: config_stats.clone(), message: e.to_string() })?;

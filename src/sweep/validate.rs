@@ -39,7 +39,7 @@ fn line_at(text: &str, offset: usize) -> usize {
 }
 
 /// The line of `key = ...` inside `[section]` (for values without spans); else the section's.
-fn line_of_key(text: &str, section: &str, key: &str) -> usize {
+pub(crate) fn line_of_key(text: &str, section: &str, key: &str) -> usize {
     let mut current = String::new();
     let mut section_line = 1;
     for (i, raw) in text.lines().enumerate() {
