@@ -5,6 +5,7 @@
 //! one playlist = one privacy record ([`train`]). Notes: `docs/recsys.md`,
 //! ../shared/recsys-notes.md.
 
+pub mod model;
 pub mod synth;
 
 /// Errors of the recommender experiments.

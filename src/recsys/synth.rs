@@ -110,7 +110,11 @@ impl SynthConfig {
             return bad("top_share", self.top_share.to_string(), "must be in (0, 1]");
         }
         if self.clusters == 0 || self.successors == 0 {
-            return bad("clusters/successors", format!("{}/{}", self.clusters, self.successors), "must be ≥ 1");
+            return bad(
+                "clusters/successors",
+                format!("{}/{}", self.clusters, self.successors),
+                "must be ≥ 1",
+            );
         }
         for (field, p) in [("p_follow", self.p_follow), ("p_second", self.p_second)] {
             if !(0.0..=1.0).contains(&p) {
@@ -237,7 +241,10 @@ pub fn generate(cfg: &SynthConfig) -> Result<Corpus, RecsysError> {
     let successors: Vec<Vec<u32>> = (0..v)
         .map(|s| {
             let urn = &urns[cluster[s]];
-            (0..cfg.successors).map(|_| urn[rng.random_range(0..urn.len())]).filter(|t| *t as usize != s).collect()
+            (0..cfg.successors)
+                .map(|_| urn[rng.random_range(0..urn.len())])
+                .filter(|t| *t as usize != s)
+                .collect()
         })
         .collect();
     let mut left = counts.clone();
@@ -324,7 +331,8 @@ fn relabel(playlists: Vec<Vec<u32>>) -> Corpus {
     for (r, s) in order.iter().enumerate() {
         new_id[*s] = r as u32;
     }
-    let playlists = playlists.into_iter().map(|p| p.into_iter().map(|s| new_id[s as usize]).collect()).collect();
+    let playlists =
+        playlists.into_iter().map(|p| p.into_iter().map(|s| new_id[s as usize]).collect()).collect();
     Corpus { playlists, n_songs: order.len() }
 }
 
@@ -478,4 +486,3 @@ mod tests {
         assert!(e.to_string().contains("playlists"), "{e}");
     }
 }
-
