@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::metric::{self, ListQuality};
-use super::model::{left_pad, make_batch, RecModel, RecShape};
+use super::model::{left_pad, make_batch, Batch, RecModel, RecShape};
 use super::strategy::{plant, Strategy};
 use super::synth::{song_counts, Corpus, SynthConfig};
 use super::RecsysError;
@@ -200,37 +200,50 @@ pub fn train(
     for _ in 0..steps {
         let idx = sampler.sample();
         let recs: Vec<&[u32]> = idx.iter().map(|i| train[*i as usize].as_slice()).collect();
-        let (sums, loss) = if recs.is_empty() {
-            (params.iter().map(|p| p.zeros_like()).collect(), 0.0)
-        } else {
-            let b = make_batch(model, &recs, cfg.windows, &mut rng);
-            match privacy {
-                Privacy::NonPrivate => model.sum_grads(&b),
-                _ => {
-                    let (s, l, _) = model.clipped_sum(&b, cfg.clip);
-                    (s, l)
-                }
-            }
-        };
+        let b = (!recs.is_empty()).then(|| make_batch(model, &recs, cfg.windows, &mut rng));
+        let (grads, loss) = step_grads(model, b.as_ref(), privacy, sigma, cfg.clip, expected, &mut noise);
         if !recs.is_empty() {
             last = loss / recs.len() as f64;
         }
-        let grads: Vec<Tensor> = tch::no_grad(|| {
-            sums.iter()
-                .map(|s| {
-                    let mut g = s.detach().to_kind(Kind::Float).contiguous();
-                    if sigma > 0.0 {
-                        let mut z = Tensor::zeros(s.size().as_slice(), (Kind::Float, tch::Device::Cpu));
-                        noise.fill_tensor(&mut z, sigma * cfg.clip);
-                        g += z;
-                    }
-                    g / expected
-                })
-                .collect()
-        });
         opt.step(&params, &grads);
     }
     Ok((last, steps, sigma))
+}
+
+/// The gradient the optimizer sees for one logical batch `b` (None: empty) and Σ ℓ_i:
+/// non-private Σ_i ∇ℓ_i / L; clip-only Σ_i c_i ∇ℓ_i / L; DP (Σ_i c_i ∇ℓ_i + σC·ξ)/L, with
+/// c_i = min(1, C/‖∇ℓ_i‖) over the record's whole gradient and L = `expected` (qN).
+pub fn step_grads(
+    model: &RecModel,
+    b: Option<&Batch>,
+    privacy: Privacy,
+    sigma: f64,
+    clip: f64,
+    expected: f64,
+    noise: &mut NoiseSource,
+) -> (Vec<Tensor>, f64) {
+    let (sums, loss) = match (b, privacy) {
+        (None, _) => (model.parameters().iter().map(|p| p.zeros_like()).collect(), 0.0),
+        (Some(b), Privacy::NonPrivate) => model.sum_grads(b),
+        (Some(b), _) => {
+            let (s, l, _) = model.clipped_sum(b, clip);
+            (s, l)
+        }
+    };
+    let grads = tch::no_grad(|| {
+        sums.iter()
+            .map(|s| {
+                let mut g = s.detach().to_kind(Kind::Float).contiguous();
+                if sigma > 0.0 {
+                    let mut z = Tensor::zeros(s.size().as_slice(), (Kind::Float, tch::Device::Cpu));
+                    noise.fill_tensor(&mut z, sigma * clip);
+                    g += z;
+                }
+                g / expected
+            })
+            .collect()
+    });
+    (grads, loss)
 }
 
 /// Evaluation of one trained model on the test playlists.
