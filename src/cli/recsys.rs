@@ -39,6 +39,9 @@ struct RunArgs {
     /// libtorch intra-op threads.
     #[arg(long, default_value_t = 1)]
     threads: i32,
+    /// Run nothing: rewrite OUT/summary.csv from the runs already in OUT/runs.csv.
+    #[arg(long)]
+    summary_only: bool,
 }
 
 pub fn run(args: RecsysArgs) -> anyhow::Result<()> {
@@ -66,12 +69,18 @@ fn run_grid(a: RunArgs) -> anyhow::Result<()> {
         bail!("{}: seeds, budgets and strategies must each be non-empty", a.config.display());
     }
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    std::fs::write(a.out.join("config.json"), serde_json::to_string_pretty(&cfg)?)?;
+    if !a.summary_only {
+        std::fs::write(a.out.join("config.json"), serde_json::to_string_pretty(&cfg)?)?;
+    }
     let corpus = generate(&cfg.corpus).with_context(|| format!("{}: [corpus]", a.config.display()))?;
     let runs_path = a.out.join("runs.csv");
     let mut rows = read_rows(&runs_path)?;
     let done: HashSet<(String, u64, String, usize)> =
-        rows.iter().map(|r| (r.privacy.clone(), r.seed, r.strategy.clone(), r.budget)).collect();
+        // A run is keyed by its first collective (a second collective's rows share its run).
+        rows.iter()
+            .filter(|r| r.collective == 0)
+            .map(|r| (r.privacy.clone(), r.seed, r.strategy.clone(), r.budget))
+            .collect();
     let mut todo = Vec::new();
     for p in &privacy {
         for &seed in &cfg.seeds {
@@ -85,7 +94,7 @@ fn run_grid(a: RunArgs) -> anyhow::Result<()> {
     }
     todo.retain(|(p, seed, s, b)| {
         let name = s.map(|s| s.to_string()).unwrap_or_else(|| "none".into());
-        !done.contains(&(p.label(), *seed, name, *b))
+        !a.summary_only && !done.contains(&(p.label(), *seed, name, *b))
     });
     let bar = ProgressBar::new(todo.len() as u64);
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {elapsed} (eta {eta}) {msg}")?);
