@@ -23,7 +23,7 @@ enum RecsysCommand {
     /// privacy and seed) from a TOML file; resumable: runs already in OUT/runs.csv are skipped.
     /// Writes OUT/runs.csv (one row per run and collective), OUT/summary.csv (amplification with
     /// its 95 % t-interval over seeds, quality change against the no-collective model) and
-    /// OUT/config.json.
+    /// OUT/config.json and OUT/provenance.json (git commit, versions, threads).
     Run(RunArgs),
 }
 
@@ -71,6 +71,8 @@ fn run_grid(a: RunArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     if !a.summary_only {
         std::fs::write(a.out.join("config.json"), serde_json::to_string_pretty(&cfg)?)?;
+        let prov = crowdout::provenance::Provenance::collect();
+        std::fs::write(a.out.join("provenance.json"), serde_json::to_string_pretty(&prov)?)?;
     }
     let corpus = generate(&cfg.corpus).with_context(|| format!("{}: [corpus]", a.config.display()))?;
     let runs_path = a.out.join("runs.csv");
