@@ -23,7 +23,7 @@ enum RecsysCommand {
     /// privacy and seed) from a TOML file; resumable: runs already in OUT/runs.csv are skipped.
     /// Writes OUT/runs.csv (one row per run and collective), OUT/summary.csv (amplification with
     /// its 95 % t-interval over seeds, quality change against the no-collective model) and
-    /// OUT/config.json and OUT/provenance.json (git commit, versions, threads).
+    /// OUT/amplification.png, OUT/config.json and OUT/provenance.json (git commit, versions, threads).
     Run(RunArgs),
 }
 
@@ -118,6 +118,11 @@ fn run_grid(a: RunArgs) -> anyhow::Result<()> {
         w.serialize(r)?;
     }
     w.flush()?;
+    let png = a.out.join("amplification.png");
+    match crowdout::recsys::plot::amplification_vs_budget(&png, &summary) {
+        Ok(()) => println!("plot {}", png.display()),
+        Err(e) => eprintln!("no plot: {e}"),
+    }
     println!("privacy       strategy     budget  seeds  amplification [95% CI]      ΔR-prec    ΔNDCG");
     for r in &summary {
         println!(

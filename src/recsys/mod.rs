@@ -8,6 +8,7 @@
 pub mod experiment;
 pub mod metric;
 pub mod model;
+pub mod plot;
 pub mod strategy;
 pub mod synth;
 
