@@ -123,10 +123,10 @@ fn run_grid(a: RunArgs) -> anyhow::Result<()> {
         Ok(()) => println!("plot {}", png.display()),
         Err(e) => eprintln!("no plot: {e}"),
     }
-    println!("privacy       strategy     budget  seeds  amplification [95% CI]      ΔR-prec    ΔNDCG");
+    println!("privacy       strategy     budget  seeds  amplification [95% CI]      ΔR-prec    ΔNDCG  hits (no-collective)");
     for r in &summary {
         println!(
-            "{:<13} {:<12} {:>6} {:>6}  {:>7.2} [{:>7.2}, {:>7.2}]   {:>+8.4} {:>+8.4}",
+            "{:<13} {:<12} {:>6} {:>6}  {:>7.2} [{:>7.2}, {:>7.2}]   {:>+8.4} {:>+8.4}  {} ({})",
             r.privacy,
             if r.other.is_empty() { r.strategy.clone() } else { format!("{}|{}", r.strategy, r.other) },
             r.budget,
@@ -135,7 +135,9 @@ fn run_grid(a: RunArgs) -> anyhow::Result<()> {
             r.amplification_lo,
             r.amplification_hi,
             r.r_precision_delta,
-            r.ndcg_delta
+            r.ndcg_delta,
+            r.hits,
+            r.reference_hits
         );
     }
     println!("wrote {} and {}", runs_path.display(), a.out.join("summary.csv").display());

@@ -424,6 +424,9 @@ pub struct SummaryRow {
     pub alpha: f64,
     pub seeds: usize,
     pub hits: usize,
+    /// Σ over the same seeds of the no-collective run's hits for the (then untrained) first
+    /// target song: what an untrained row of the table gets by chance.
+    pub reference_hits: usize,
     pub amplification: f64,
     pub amplification_lo: f64,
     pub amplification_hi: f64,
@@ -476,6 +479,7 @@ pub fn summarize(rows: &[RunRow]) -> Vec<SummaryRow> {
                 alpha: mean(&|r| r.alpha),
                 seeds: g.len(),
                 hits: g.iter().map(|r| r.hits).sum(),
+                reference_hits: g.iter().filter_map(|r| reference(&p, r.seed).map(|z| z.hits)).sum(),
                 amplification: a,
                 amplification_lo: lo,
                 amplification_hi: hi,
