@@ -18,6 +18,7 @@ pub mod models;
 pub mod parallel;
 pub mod params;
 pub mod provenance;
+pub mod recsys;
 pub mod report;
 pub mod rng;
 pub mod simd;

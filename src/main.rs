@@ -27,6 +27,8 @@ enum Command {
     Audit(cli::audit::AuditArgs),
     /// Fetch, verify and inspect datasets.
     Data(cli::data::DataArgs),
+    /// Playlist collectives (Baumann & Mendler-Dünner) against an MF-Transformer recommender under DP-SGD.
+    Recsys(cli::recsys::RecsysArgs),
 }
 
 /// `--flag -1` is a value, not an unknown option, in every subcommand (so a negative value reaches
@@ -63,6 +65,7 @@ fn main() {
         Command::Bound(a) => cli::bound::run(a),
         Command::Audit(a) => cli::audit::run(a),
         Command::Data(a) => cli::data::run(a),
+        Command::Recsys(a) => cli::recsys::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {}", error_message(&e));

@@ -33,6 +33,9 @@ enum DataCommand {
     },
     /// Load a dataset and print counts, shapes, class balance and load time.
     Info(InfoArgs),
+    /// Generate the synthetic MPD-like playlist corpus and print its statistics against the
+    /// calibration targets (docs/recsys.md).
+    SynthPlaylists(super::recsys::SynthArgs),
 }
 
 #[derive(Args, Debug)]
@@ -86,6 +89,7 @@ pub fn run(args: DataArgs) -> anyhow::Result<()> {
             }
         }
         DataCommand::Info(a) => info(a, &dir)?,
+        DataCommand::SynthPlaylists(a) => super::recsys::synth_playlists(a)?,
     }
     Ok(())
 }

@@ -3,6 +3,7 @@ pub mod account;
 pub mod audit;
 pub mod bound;
 pub mod data;
+pub mod recsys;
 pub mod report;
 pub mod steer;
 pub mod sweep;
