@@ -97,6 +97,23 @@ pub struct ArmEstimate {
     pub cells: usize,
     /// How many of them were steered.
     pub steered: usize,
+    /// The smallest and largest α among those runs (NaN when there are none): an estimate
+    /// outside this range is an extrapolation of the fitted curve, and `critical_mass.csv` says so.
+    pub alpha_range: (f64, f64),
+}
+
+/// Why an estimate is an extrapolation, if it lies outside the α's that ran: with no run on its
+/// far side the fit only says "beyond", and under separation (every run on one side of the
+/// level) the point sits at the edge of the search window, not at a measured crossing.
+fn extrapolation(name: &str, c: &Crossing, (lo, hi): (f64, f64)) -> Option<String> {
+    let at = |x: f64| format!("{x:.4}");
+    if c.alpha > hi {
+        Some(format!("{name} = {} lies above the largest α run ({}): extrapolated", at(c.alpha), at(hi)))
+    } else if c.alpha < lo {
+        Some(format!("{name} = {} lies below the smallest α run ({}): extrapolated", at(c.alpha), at(lo)))
+    } else {
+        None
+    }
 }
 
 impl ArmEstimate {
@@ -155,7 +172,19 @@ pub fn estimate_arm(key: ArmKey, rows: &[&ResultRow], targets: &[f64], threshold
             (t, if used.is_empty() { none() } else { fit_crossing(&pts, t).map_err(|e| e.to_string()) })
         })
         .collect();
-    ArmEstimate { key, epsilon, threshold: tau, baseline, alpha50, alpha_star, cells: used.len(), steered }
+    let alpha_range =
+        used.iter().fold((f64::NAN, f64::NAN), |(lo, hi), (r, _)| (r.alpha.min(lo), r.alpha.max(hi)));
+    ArmEstimate {
+        key,
+        epsilon,
+        threshold: tau,
+        baseline,
+        alpha50,
+        alpha_star,
+        cells: used.len(),
+        steered,
+        alpha_range,
+    }
 }
 
 /// Estimates every arm found in `rows` (sorted by arm).
@@ -171,6 +200,8 @@ pub fn estimate_all(rows: &[ResultRow], targets: &[f64], threshold: Threshold) -
 /// non-private or σ = 0), `target_success` S*, `alpha_star` with its 95 % profile-likelihood
 /// interval `alpha_star_lo`, `alpha_star_hi` (0 / `inf`: open end), the same for `alpha50`, the
 /// threshold τ, runs `cells_used` and how many were `steered`. Empty: the fit failed (`note` says why).
+/// `note` also names every estimate that lies outside the α's that ran (an extrapolation, e.g. a
+/// target no run reached: the number is then the edge of the search window, not a crossing).
 pub fn critical_mass_csv(arms: &[ArmEstimate]) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
@@ -204,11 +235,18 @@ pub fn critical_mass_csv(arms: &[ArmEstimate]) -> Result<Vec<u8>, csv::Error> {
         for (t, c) in &a.alpha_star {
             let [s, slo, shi] = cross(c);
             let [m, mlo, mhi] = cross(&a.alpha50);
-            let note: Vec<String> = [c.as_ref().err(), a.alpha50.as_ref().err(), a.threshold.as_ref().err()]
-                .into_iter()
-                .flatten()
-                .cloned()
-                .collect();
+            let mut note: Vec<String> =
+                [c.as_ref().err(), a.alpha50.as_ref().err(), a.threshold.as_ref().err()]
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect();
+            let star = format!("alpha_star (S* = {t})");
+            for (name, fit) in [(star.as_str(), c), ("alpha50", &a.alpha50)] {
+                if let Ok(fit) = fit {
+                    note.extend(extrapolation(name, fit, a.alpha_range));
+                }
+            }
             w.write_record([
                 a.key.dataset.clone(),
                 a.key.model.clone(),
@@ -288,5 +326,35 @@ mod tests {
         let a = estimate_all(&[r], &[0.5], Threshold::default());
         assert!(a[0].threshold.as_ref().unwrap_err().contains("numeric threshold"));
         assert!(a[0].alpha50.is_err());
+    }
+
+    #[test]
+    fn an_estimate_outside_the_runs_alphas_is_noted_as_extrapolated() {
+        // No run is steered up to α = 0.1: the fit can only say "above", and its point sits at
+        // the search window's edge; the CSV must say so rather than let it pass as a crossing.
+        let rows: Vec<ResultRow> = [0.01, 0.05, 0.1]
+            .iter()
+            .flat_map(|&a| (0..3).map(move |s| row("none", a, s, 0.12, 0.1)))
+            .collect();
+        let arms = estimate_all(&rows, &[0.9], Threshold::default());
+        let a = &arms[0];
+        assert_eq!((a.steered, a.alpha_range), (0, (0.01, 0.1)));
+        assert!(a.alpha50.as_ref().unwrap().alpha > 0.1);
+        let csv = String::from_utf8(critical_mass_csv(&arms).unwrap()).unwrap();
+        let line = csv.lines().nth(1).unwrap();
+        assert!(
+            line.contains("alpha50 = ") && line.contains("lies above the largest α run (0.1000)"),
+            "{line}"
+        );
+        assert!(line.contains("alpha_star (S* = 0.9)"), "{line}");
+        // Inside the range: no note (the first test's data).
+        let mut ok = Vec::new();
+        for s in 0..4 {
+            ok.push(row("none", 0.01, s, 0.12, 0.1));
+            ok.push(row("none", 0.04, s, 0.95, 0.1));
+        }
+        let arms = estimate_all(&ok, &[0.5], Threshold::default());
+        let csv = String::from_utf8(critical_mass_csv(&arms).unwrap()).unwrap();
+        assert!(csv.lines().nth(1).unwrap().ends_with(','), "{csv}");
     }
 }
