@@ -97,7 +97,7 @@ bench-opacus: venv
 # Ours against Opacus with the two sides' blocks interleaved (the ratios of benches/README.md).
 bench-versus: venv
 	"$(VENV_CACHE)/bin/pip" install -q opacus==1.6.0 opt_einsum
-	"$(VENV_CACHE)/bin/python" benches/versus.py W1 W2 W4 W3
+	"$(VENV_CACHE)/bin/python" benches/versus.py W1 W2 W4 W3 W5
 
 clean-venv:
 	rm -rf "$(VENV_CACHE)" .venv .cargo/config.toml
