@@ -28,7 +28,8 @@ $CARGO clippy --release --all-targets --quiet -- -D warnings
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-$CARGO test --release -- --test-threads="$JOBS" 2>&1 | tee "$log"
+# --no-fail-fast: a failing test binary must not hide the ones after it.
+$CARGO test --release --no-fail-fast -- --test-threads="$JOBS" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 
