@@ -71,6 +71,17 @@ fn dp_run_with_target_epsilon_and_collective() {
     assert_eq!(r["collectives"][0]["members"], 100); // ⌊0.1 · 1000⌋
     let s = r["success"]["per_collective"][0]["non_target"]["rate"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&s));
+    // Where the time went: every phase measured, the in-run ones within the run's wall time, and
+    // the loading (outside it) recorded because this command loaded the data.
+    let p = &r["phases"];
+    let inside: Vec<f64> = ["plant", "calibrate", "build", "train", "account", "evaluate"]
+        .iter()
+        .map(|k| p[k].as_f64().unwrap_or_else(|| panic!("phases.{k} missing: {p}")))
+        .collect();
+    assert!(inside.iter().all(|t| *t >= 0.0), "{p}");
+    let wall = r["wall_seconds"].as_f64().unwrap();
+    assert!(inside.iter().sum::<f64>() <= wall, "{p} vs wall {wall}");
+    assert!(p["train"].as_f64().unwrap() > 0.0 && p["load"].as_f64().unwrap() > 0.0, "{p}");
 }
 
 /// `--device cuda` and `--device auto`: on a GPU machine both train on the GPU; without one, cuda

@@ -167,8 +167,10 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         tch::set_num_threads(t);
     }
     let limits = Limits { train: a.train_limit, test: a.test_limit };
+    let loading = std::time::Instant::now();
     let split = crowdout::data::load(&a.dataset, &crowdout::data::DataDir::from_env(), &limits)
         .with_context(|| format!("loading --dataset {}", a.dataset.name()))?;
+    let load_seconds = loading.elapsed().as_secs_f64();
     let n = split.train.len() as f64;
     let batch_size = match a.sample_rate {
         Some(q) => {
@@ -230,7 +232,8 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     }
     let bar = if a.quiet { None } else { Some(ProgressBar::new(0)) };
     let mut progress = Bar { bar, q: 0.0, sigma: None, delta: a.delta, every: 1 };
-    let record = run::execute_on(&cfg, &split, &mut progress)?;
+    let mut record = run::execute_on(&cfg, &split, &mut progress)?;
+    record.phases.load = Some(load_seconds);
     for w in &record.warnings {
         eprintln!("warning: {w}");
     }
@@ -251,7 +254,27 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         None => println!("{json}"),
     }
     eprintln!("{}", summary_line(&record));
+    eprintln!("{}", phases_line(&record.phases));
     Ok(())
+}
+
+/// `time: load 0.6 s, plant 0.0 s, …`: where the run's time went (the record's `phases`).
+fn phases_line(p: &run::PhaseTimes) -> String {
+    let mut parts = Vec::new();
+    if let Some(load) = p.load {
+        parts.push(format!("load {load:.2} s"));
+    }
+    for (name, t) in [
+        ("plant", p.plant),
+        ("calibrate", p.calibrate),
+        ("build", p.build),
+        ("train", p.train),
+        ("account", p.account),
+        ("evaluate", p.evaluate),
+    ] {
+        parts.push(format!("{name} {t:.2} s"));
+    }
+    format!("time: {}", parts.join(", "))
 }
 
 fn summary_line(r: &run::RunRecord) -> String {

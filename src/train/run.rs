@@ -121,6 +121,30 @@ pub struct RunRecord {
     pub success: Option<MultiSuccessReport>,
     pub warnings: Vec<String>,
     pub wall_seconds: f64,
+    /// Where `wall_seconds` went (and the data loading before it, when this run loaded the data).
+    pub phases: PhaseTimes,
+}
+
+/// Seconds spent in each phase of a run, measured with [`Instant`] around each: what a cell
+/// costs besides its training steps (issue 19: measure the loop's overhead, don't guess it).
+/// `load` is outside `wall_seconds`; the others add up to it up to the few checks between them.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct PhaseTimes {
+    /// Loading (and tokenising) the data set; `None` when the caller passed a loaded split (the
+    /// sweep runner caches splits per process).
+    pub load: Option<f64>,
+    /// Planting the collectives in a copy of the training set, and their checks.
+    pub plant: f64,
+    /// σ calibration for a target ε (zero without one).
+    pub calibrate: f64,
+    /// Building the model.
+    pub build: f64,
+    /// The training loop: sampling, per-sample gradients, clipping, noise, optimizer steps.
+    pub train: f64,
+    /// Accounting the finished run (ε by RDP and PLD, μ).
+    pub account: f64,
+    /// Clean accuracy and the collectives' success on the test set.
+    pub evaluate: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -316,6 +340,14 @@ pub fn train_on(
     let device = device::resolve(cfg.device)?;
     let mut warnings = Vec::new();
     let n = split.train.len();
+    let mut phases = PhaseTimes::default();
+    let mut clock = Instant::now();
+    // Seconds since the previous call (or the start), restarting the clock.
+    let mut lap = || {
+        let t = clock.elapsed().as_secs_f64();
+        clock = Instant::now();
+        t
+    };
 
     // The collective rewrites its members' records in a copy of the train set.
     let (train, infos) = if cfg.collectives.is_empty() {
@@ -333,6 +365,7 @@ pub fn train_on(
         let planted = collective::plant(&split.train, &cfg.collectives, cfg.seed)?;
         (planted.train, planted.collectives)
     };
+    phases.plant = lap();
 
     // σ calibration for a target ε.
     let mut fit_cfg = cfg.fit.clone();
@@ -342,6 +375,7 @@ pub fn train_on(
         dp.noise_multiplier = accountant::calibrate_sigma(cfg.accountant, target, cfg.delta, q, total)?;
         calibrated = Some(target);
     }
+    phases.calibrate = lap();
     if fit_cfg.dp.is_some() && cfg.delta > 1.0 / n as f64 {
         warnings.push(format!(
             "delta = {} is larger than 1/N = {:.3e}: a mechanism that publishes one random record outright satisfies this guarantee",
@@ -357,10 +391,12 @@ pub fn train_on(
     let vocab = split.vocab.as_ref().map(|v| v.model_vocab());
     let mut model =
         Model::for_data(&cfg.model, &train.example_shape(), train.num_classes, vocab, cfg.seed, device)?;
+    phases.build = lap();
     progress.start(total, fit_cfg.dp.as_ref().map(|d| d.noise_multiplier), q);
     let outcome: FitOutcome =
         fit::fit(&mut model, &train, &fit_cfg, cfg.seed, device, &mut |s| progress.step(s))?;
     progress.finish();
+    phases.train = lap();
 
     let dp = match &fit_cfg.dp {
         Some(d) => {
@@ -385,6 +421,7 @@ pub fn train_on(
         }
         None => None,
     };
+    phases.account = lap();
 
     let clean_accuracy = accuracy(&model, &split.test, device);
     let success = if cfg.collectives.is_empty() {
@@ -393,6 +430,7 @@ pub fn train_on(
         let pred = |x: &Tensor| predict(&model, x, device);
         Some(collective::success_many(&pred, &split.test, &cfg.collectives)?)
     };
+    phases.evaluate = lap();
 
     let record = RunRecord {
         config: RunConfig { fit: fit_cfg.into_inner(), ..(**cfg).clone() },
@@ -415,12 +453,17 @@ pub fn train_on(
         success,
         warnings,
         wall_seconds: started.elapsed().as_secs_f64(),
+        phases,
     };
     Ok(Trained { record, model, device })
 }
 
 /// Load the data set named in `cfg` and execute the run.
 pub fn execute(cfg: &Checked<RunConfig>, progress: &mut dyn Progress) -> Result<RunRecord, TrainError> {
+    let t = Instant::now();
     let split = data::load(&cfg.dataset, &DataDir::from_env(), &cfg.limits)?;
-    execute_on(cfg, &split, progress)
+    let load = t.elapsed().as_secs_f64();
+    let mut record = execute_on(cfg, &split, progress)?;
+    record.phases.load = Some(load);
+    Ok(record)
 }
