@@ -17,7 +17,7 @@ CARGO ?= cargo
 BIN := target/release/crowdout
 JOBS ?= 2
 
-.PHONY: all setup venv build test test-cuda test-slurm demo bench bench-opacus bench-versus data clean-venv help
+.PHONY: all setup venv build test test-cuda test-slurm demo bench bench-opacus bench-versus bench-cell bench-throughput data clean-venv help
 
 all: build
 
@@ -98,6 +98,20 @@ bench-opacus: venv
 bench-versus: venv
 	"$(VENV_CACHE)/bin/pip" install -q opacus==1.6.0 opt_einsum
 	"$(VENV_CACHE)/bin/python" benches/versus.py W1 W2 W4 W3 W5
+
+# End to end: the reference Fashion-MNIST cell, `crowdout train` against PyTorch + Opacus,
+# interleaved rounds; last line `cell ratio (ours DP / Opacus DP): R` (benches/cell.py).
+bench-cell: build
+	"$(VENV_CACHE)/bin/pip" install -q opacus==1.6.0 opt_einsum
+	$(BIN) data fetch fashion-mnist
+	"$(VENV_CACHE)/bin/python" benches/cell.py --rounds $(or $(ROUNDS),5)
+
+# Cells per hour on a 10-seed grid of the reference cell: `crowdout sweep` against Opacus cells
+# one after another, with peak memory (benches/throughput.py).
+bench-throughput: build
+	"$(VENV_CACHE)/bin/pip" install -q opacus==1.6.0 opt_einsum
+	$(BIN) data fetch fashion-mnist
+	"$(VENV_CACHE)/bin/python" benches/throughput.py --seeds $(or $(SEEDS),10)
 
 clean-venv:
 	rm -rf "$(VENV_CACHE)" .venv .cargo/config.toml

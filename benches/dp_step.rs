@@ -201,6 +201,111 @@ fn serve(spec: &str) {
     }
 }
 
+/// Where one step's time goes, per phase, on the workload at its batch size: the non-private step
+/// (forward, backward to the parameters, optimizer) against the ghost step (noise, forward with
+/// the tape, backward to the layer outputs, per-layer norms or kept per-sample gradients, clip
+/// factors, per-layer clipped sums, accumulation into the flat buffer, optimizer). Each phase is
+/// timed with the step's own tensors over `STEPS` steps after a warm-up; libtorch's kernels are
+/// synchronous on the CPU, so wall time per phase is what the phase costs.
+fn profile(wname: &str) {
+    use crowdout::dpsgd::engine::clip_factors;
+    use crowdout::models::layer::{sq_norms_of, weighted_sum};
+    use crowdout::models::Tape;
+    use std::time::Instant;
+    const STEPS: usize = 200;
+    let name = NAMES.into_iter().find(|n| n.starts_with(wname)).expect("unknown workload");
+    let w = workload(name);
+    let params = w.model.parameters();
+    let mut opt = Optimizer::new(OptimizerKind::Sgd, 1e-3, 0.9, 0.0, &params);
+    let mut np = [0f64; 3];
+    let mut gh = [0f64; 8];
+    let mut dps = DpSgd::new(&w.model, dp(GradMode::Ghost).check().unwrap(), 256.0, Some(3)).unwrap();
+    for it in 0..STEPS + 10 {
+        let keep = it >= 10;
+        let mut lap = {
+            let mut t = Instant::now();
+            move |acc: &mut f64| {
+                let e = t.elapsed().as_secs_f64();
+                if keep {
+                    *acc += e;
+                }
+                t = Instant::now();
+            }
+        };
+        // non-private
+        let loss = Model::per_example_loss(&w.model.forward(&w.x, None), &w.y).mean(tch::Kind::Float);
+        lap(&mut np[0]);
+        let grads = Tensor::run_backward(&[&loss], &params, false, false);
+        lap(&mut np[1]);
+        opt.step(&params, &grads);
+        black_box(loss.double_value(&[]));
+        lap(&mut np[2]);
+        // ghost
+        dps.write_noise();
+        lap(&mut gh[0]);
+        let mut tape = Tape::default();
+        let logits = w.model.forward(&w.x, Some(&mut tape));
+        let loss = Model::per_example_loss(&logits, &w.y).sum(tch::Kind::Float);
+        lap(&mut gh[1]);
+        let zs: Vec<&Tensor> = tape.entries.iter().map(|e| &e.z).collect();
+        let gs = Tensor::run_backward(&[&loss], &zs, false, false);
+        lap(&mut gh[2]);
+        tch::no_grad(|| {
+            let mut held = Vec::new();
+            let mut sq = Vec::new();
+            for (e, g) in tape.entries.iter().zip(&gs) {
+                let s = w.model.layers[e.layer].sampler();
+                if s.ghost_is_cheaper(&e.a, g) {
+                    sq.push(s.ghost_sq_norm(&e.a, g));
+                    held.push(None);
+                } else {
+                    let v = s.grad_sample(&e.a, g);
+                    sq.push(sq_norms_of(&v));
+                    held.push(Some(v));
+                }
+            }
+            lap(&mut gh[3]);
+            let f = clip_factors(&sq, 1.0, Clipping::Flat);
+            lap(&mut gh[4]);
+            let mut sums = Vec::new();
+            for ((e, g), (h, c)) in tape.entries.iter().zip(&gs).zip(held.into_iter().zip(&f)) {
+                match h {
+                    Some(v) => sums.extend(v.iter().map(|gp| weighted_sum(gp, c))),
+                    None => sums.extend(w.model.layers[e.layer].sampler().clipped_sum(&e.a, g, c)),
+                }
+            }
+            lap(&mut gh[5]);
+            black_box(loss.double_value(&[]));
+            black_box(sums.len());
+            lap(&mut gh[6]);
+        });
+        opt.step(&params, dps.grads());
+        lap(&mut gh[7]);
+    }
+    let ms = |v: f64| v * 1e3 / STEPS as f64;
+    let npt: f64 = np.iter().sum();
+    let ght: f64 = gh.iter().sum();
+    println!(
+        "{name} non-private {:.3} ms: forward {:.3}, backward {:.3}, optimizer+loss {:.3}",
+        ms(npt),
+        ms(np[0]),
+        ms(np[1]),
+        ms(np[2])
+    );
+    println!(
+        "{name} ghost {:.3} ms: noise {:.3}, forward+tape {:.3}, backward to z {:.3}, norms {:.3}, factors {:.3}, clipped sums {:.3}, loss read {:.3}, optimizer {:.3}",
+        ms(ght),
+        ms(gh[0]),
+        ms(gh[1]),
+        ms(gh[2]),
+        ms(gh[3]),
+        ms(gh[4]),
+        ms(gh[5]),
+        ms(gh[6]),
+        ms(gh[7])
+    );
+}
+
 fn main() {
     // As the `crowdout` binary does (see crowdout::malloc).
     crowdout::malloc::tune();
@@ -223,6 +328,12 @@ fn main() {
             peak as f64 / 1024.0,
             setup as f64 / 1024.0
         );
+        return;
+    }
+    if let Ok(spec) = std::env::var("DP_STEP_PROFILE") {
+        for wname in spec.split(',') {
+            profile(wname);
+        }
         return;
     }
     if let Ok(spec) = std::env::var("DP_STEP_SERVE") {
