@@ -12,7 +12,9 @@
 //! benchmarking. `DP_STEP_RATIO=W1,W2 cargo bench --bench dp_step` times alternating blocks of
 //! non-private and ghost steps and prints the median ratio ([`interleaved_ratio`]).
 //! `DP_STEP_SERVE=<workload prefix>:<mode>` serves timed blocks on demand ([`serve`]) for
-//! `benches/versus.py`, which alternates them with Opacus's. Filter workloads as usual, e.g.
+//! `benches/versus.py`, which alternates them with Opacus's. `DP_STEP_PROFILE=W2` prints where one
+//! step's time goes, phase by phase and per layer ([`profile`]); with `DP_STEP_POISSON=1` the
+//! batches are Poisson-sized as in training. Filter workloads as usual, e.g.
 //! `cargo bench --bench dp_step -- W1`.
 
 use criterion::Criterion;
@@ -219,6 +221,12 @@ fn profile(wname: &str) {
     let mut opt = Optimizer::new(OptimizerKind::Sgd, 1e-3, 0.9, 0.0, &params);
     let mut np = [0f64; 3];
     let mut gh = [0f64; 8];
+    let mut per_layer: Vec<(&str, bool, f64)> = Vec::new();
+    let n = w.x.size()[0] as f64;
+    let mut poisson = std::env::var("DP_STEP_POISSON")
+        .is_ok_and(|v| v == "1")
+        .then(|| crowdout::dpsgd::PoissonSampler::new(60_000, n / 60_000.0, Some(5)).unwrap());
+    let mut sizes: Vec<usize> = Vec::new();
     let mut dps = DpSgd::new(&w.model, dp(GradMode::Ghost).check().unwrap(), 256.0, Some(3)).unwrap();
     for it in 0..STEPS + 10 {
         let keep = it >= 10;
@@ -232,8 +240,20 @@ fn profile(wname: &str) {
                 t = Instant::now();
             }
         };
+        // The batch: the workload's, or (DP_STEP_POISSON=1) a Poisson batch of its examples, as the
+        // training loop feeds it: sizes vary from step to step around the same mean (q = B/N with
+        // N = 60,000), examples taken with repetition from the workload's batch.
+        let (x, y) = match &mut poisson {
+            None => (w.x.shallow_clone(), w.y.shallow_clone()),
+            Some(s) => {
+                let idx: Vec<i64> = s.sample().iter().map(|i| i % w.x.size()[0]).collect();
+                let it = Tensor::from_slice(&idx);
+                sizes.push(idx.len());
+                (w.x.index_select(0, &it), w.y.index_select(0, &it))
+            }
+        };
         // non-private
-        let loss = Model::per_example_loss(&w.model.forward(&w.x, None), &w.y).mean(tch::Kind::Float);
+        let loss = Model::per_example_loss(&w.model.forward(&x, None), &y).mean(tch::Kind::Float);
         lap(&mut np[0]);
         let grads = Tensor::run_backward(&[&loss], &params, false, false);
         lap(&mut np[1]);
@@ -244,8 +264,8 @@ fn profile(wname: &str) {
         dps.write_noise();
         lap(&mut gh[0]);
         let mut tape = Tape::default();
-        let logits = w.model.forward(&w.x, Some(&mut tape));
-        let loss = Model::per_example_loss(&logits, &w.y).sum(tch::Kind::Float);
+        let logits = w.model.forward(&x, Some(&mut tape));
+        let loss = Model::per_example_loss(&logits, &y).sum(tch::Kind::Float);
         lap(&mut gh[1]);
         let zs: Vec<&Tensor> = tape.entries.iter().map(|e| &e.z).collect();
         let gs = Tensor::run_backward(&[&loss], &zs, false, false);
@@ -253,8 +273,9 @@ fn profile(wname: &str) {
         tch::no_grad(|| {
             let mut held = Vec::new();
             let mut sq = Vec::new();
-            for (e, g) in tape.entries.iter().zip(&gs) {
+            for (k, (e, g)) in tape.entries.iter().zip(&gs).enumerate() {
                 let s = w.model.layers[e.layer].sampler();
+                let t = Instant::now();
                 if s.ghost_is_cheaper(&e.a, g) {
                     sq.push(s.ghost_sq_norm(&e.a, g));
                     held.push(None);
@@ -262,6 +283,12 @@ fn profile(wname: &str) {
                     let v = s.grad_sample(&e.a, g);
                     sq.push(sq_norms_of(&v));
                     held.push(Some(v));
+                }
+                if keep {
+                    if per_layer.len() <= k {
+                        per_layer.push((w.model.layers[e.layer].name(), held[k].is_none(), 0.0));
+                    }
+                    per_layer[k].2 += t.elapsed().as_secs_f64();
                 }
             }
             lap(&mut gh[3]);
@@ -304,6 +331,15 @@ fn profile(wname: &str) {
         ms(gh[6]),
         ms(gh[7])
     );
+    let layers: Vec<String> = per_layer
+        .iter()
+        .map(|(n, ghost, t)| format!("{n} {} {:.3}", if *ghost { "ghost" } else { "kept" }, ms(*t)))
+        .collect();
+    println!("{name} norms per layer (ms): {}", layers.join(", "));
+    if let (Some(lo), Some(hi)) = (sizes.iter().min(), sizes.iter().max()) {
+        let distinct = sizes.iter().collect::<std::collections::BTreeSet<_>>().len();
+        println!("{name} Poisson batches: sizes {lo}–{hi}, {distinct} distinct over {} steps", sizes.len());
+    }
 }
 
 fn main() {
