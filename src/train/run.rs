@@ -423,12 +423,17 @@ pub fn train_on(
     };
     phases.account = lap();
 
-    let clean_accuracy = accuracy(&model, &split.test, device);
     let success = if cfg.collectives.is_empty() {
         None
     } else {
         let pred = |x: &Tensor| predict(&model, x, device);
         Some(collective::success_many(&pred, &split.test, &cfg.collectives)?)
+    };
+    // The success report already holds the clean accuracy on the same test set (from the same
+    // clean predictions): reuse it rather than a third pass over the test set.
+    let clean_accuracy = match &success {
+        Some(s) if !s.per_collective.is_empty() => s.per_collective[0].clean_accuracy,
+        _ => accuracy(&model, &split.test, device),
     };
     phases.evaluate = lap();
 
