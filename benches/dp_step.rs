@@ -214,7 +214,9 @@ fn profile(wname: &str) {
     use crowdout::models::layer::{sq_norms_of, weighted_sum};
     use crowdout::models::Tape;
     use std::time::Instant;
-    const STEPS: usize = 200;
+    let steps_env: usize = std::env::var("DP_STEP_STEPS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    #[allow(non_snake_case)]
+    let STEPS = steps_env;
     let name = NAMES.into_iter().find(|n| n.starts_with(wname)).expect("unknown workload");
     let w = workload(name);
     let params = w.model.parameters();
@@ -227,6 +229,9 @@ fn profile(wname: &str) {
         .is_ok_and(|v| v == "1")
         .then(|| crowdout::dpsgd::PoissonSampler::new(60_000, n / 60_000.0, Some(5)).unwrap());
     let mut sizes: Vec<usize> = Vec::new();
+    // DP_STEP_BATCH=N: a fixed batch of N examples (repeating the workload's), to tell the cost of
+    // a batch size apart from that of varying sizes.
+    let fixed: Option<i64> = std::env::var("DP_STEP_BATCH").ok().and_then(|v| v.parse().ok());
     let mut dps = DpSgd::new(&w.model, dp(GradMode::Ghost).check().unwrap(), 256.0, Some(3)).unwrap();
     for it in 0..STEPS + 10 {
         let keep = it >= 10;
@@ -244,6 +249,11 @@ fn profile(wname: &str) {
         // training loop feeds it: sizes vary from step to step around the same mean (q = B/N with
         // N = 60,000), examples taken with repetition from the workload's batch.
         let (x, y) = match &mut poisson {
+            None if fixed.is_some() => {
+                let idx: Vec<i64> = (0..fixed.unwrap()).map(|i| i % w.x.size()[0]).collect();
+                let it = Tensor::from_slice(&idx);
+                (w.x.index_select(0, &it), w.y.index_select(0, &it))
+            }
             None => (w.x.shallow_clone(), w.y.shallow_clone()),
             Some(s) => {
                 let idx: Vec<i64> = s.sample().iter().map(|i| i % w.x.size()[0]).collect();
