@@ -523,7 +523,10 @@ fn mia(a: MiaArgs, json: bool) -> anyhow::Result<()> {
             report.train_accuracy, report.heldout_accuracy
         );
         println!("  AUC [95% DeLong interval over target records], members vs non-members:");
-        println!("    {:<22}{:<26}{:<26}{:<26}", "attack", "all members", "collective only", "non-collective only");
+        println!(
+            "    {:<22}{:<26}{:<26}{:<26}",
+            "attack", "all members", "collective only", "non-collective only"
+        );
         let cell = |t: &Triple| match t {
             (Some(a), Some(lo), Some(hi)) => format!("{a:.4} [{lo:.4}, {hi:.4}]"),
             _ => "—".to_string(),
