@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Markdown tables of the membership-inference reports in this folder (stdlib only).
 
-Usage: results/mia-fmnist/table.py K > results/mia-fmnist/table-kK.md
-Reads {nonprivate,nonprivate-collective,eps8,eps8-collective}-kK.json and their .log (wall time).
+Usage: results/mia-fmnist/table.py K [PREFIX [SUFFIX]] > results/mia-fmnist/table-kK.md
+Reads PREFIX{nonprivate,nonprivate-collective,eps8,eps8-collective}-kK.json and their .log
+(wall time); PREFIX is empty for the issue's four conditions, "overfit-" for the supplement;
+SUFFIX is "-sSEED" for a seed other than 0.
 """
 import json
 import re
@@ -11,11 +13,13 @@ from pathlib import Path
 
 here = Path(__file__).parent
 k = sys.argv[1] if len(sys.argv) > 1 else "16"
+pre = sys.argv[2] if len(sys.argv) > 2 else ""
+suf = sys.argv[3] if len(sys.argv) > 3 else ""
 conds = [
-    ("non-private, no collective", f"nonprivate-k{k}"),
-    ("non-private, collective 1 %", f"nonprivate-collective-k{k}"),
-    ("ε = 8, no collective", f"eps8-k{k}"),
-    ("ε = 8, collective 1 %", f"eps8-collective-k{k}"),
+    ("non-private, no collective", f"{pre}nonprivate-k{k}{suf}"),
+    ("non-private, collective 1 %", f"{pre}nonprivate-collective-k{k}{suf}"),
+    ("ε = 8, no collective", f"{pre}eps8-k{k}{suf}"),
+    ("ε = 8, collective 1 %", f"{pre}eps8-collective-k{k}{suf}"),
 ]
 
 
@@ -38,7 +42,7 @@ for label, name in conds:
     if p.exists():
         reports[name] = json.loads(p.read_text())
 
-print(f"### K = {k} shadow models\n")
+print(f"### {pre.rstrip('-') or 'main'}{suf}: K = {k} shadow models\n")
 print("| condition | σ | ε (accountant) | steps | train acc | test acc | collective members | collective success | wall time |")
 print("|---|---|---|---|---|---|---|---|---|")
 for label, name in conds:
@@ -54,7 +58,8 @@ for label, name in conds:
         f"{r['heldout_accuracy']:.4f} | {r['collective_members']} | {succ} | {wall(name)} |"
     )
 print()
-print("AUC [95% DeLong interval over target records]; positives as named, negatives = the 10,000 non-members.\n")
+nn = next(iter(reports.values()))["non_members"] if reports else 0
+print(f"AUC [95% DeLong interval over target records]; positives as named, negatives = the {nn:,} non-members.\n")
 print("| condition | attack | all members | collective only | non-collective only |")
 print("|---|---|---|---|---|")
 for label, name in conds:
@@ -63,3 +68,27 @@ for label, name in conds:
         continue
     for attack, key in [("LiRA online", "auc_lira_online"), ("LiRA offline", "auc_lira_offline"), ("loss threshold", "auc_loss")]:
         print(f"| {label} | {attack} | {cell(r, key)} | {cell(r, key + '_collective')} | {cell(r, key + '_non_collective')} |")
+
+print()
+print("Decomposition check, AUC_all vs (m_c·AUC_collective + (m − m_c)·AUC_non_collective)/m:\n")
+for label, name in conds:
+    r = reports.get(name)
+    if r is None or r["collective_members"] == 0:
+        continue
+    m, mc = r["members"], r["collective_members"]
+    for attack, key in [("LiRA online", "auc_lira_online"), ("LiRA offline", "auc_lira_offline"), ("loss threshold", "auc_loss")]:
+        mix = (mc * r[key + "_collective"] + (m - mc) * r[key + "_non_collective"]) / m
+        print(f"- {label}, {attack}: all {r[key]:.6f}, mixture {mix:.6f}")
+print()
+print("| condition | wall | user | load average at start (1, 5, 15 min) |")
+print("|---|---|---|---|")
+for label, name in conds:
+    log = here / f"{name}.log"
+    if not log.exists():
+        continue
+    t = log.read_text()
+    w = re.search(r"wall ([0-9.]+) s, user ([0-9.]+) s", t)
+    load = re.search(r"load ([0-9. ]+)", t)
+    ws = f"{float(w.group(1)):.0f} s" if w else "not finished"
+    us = f"{float(w.group(2)):.0f} s" if w else ""
+    print(f"| {label} | {ws} | {us} | {load.group(1).strip() if load else ''} |")
