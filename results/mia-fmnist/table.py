@@ -32,7 +32,10 @@ def cell(r, key):
 
 def wall(name):
     log = here / f"{name}.log"
-    m = re.search(r"wall ([0-9.]+) s", log.read_text()) if log.exists() else None
+    t = log.read_text() if log.exists() else ""
+    m = re.search(r"wall ([0-9.]+) s", t)
+    if "terminated by signal" in t:
+        return f"stopped after {float(m.group(1)):.0f} s" if m else "stopped"
     return f"{float(m.group(1)):.0f} s" if m else "not finished"
 
 
@@ -90,5 +93,7 @@ for label, name in conds:
     w = re.search(r"wall ([0-9.]+) s, user ([0-9.]+) s", t)
     load = re.search(r"load ([0-9. ]+)", t)
     ws = f"{float(w.group(1)):.0f} s" if w else "not finished"
+    if "terminated by signal" in t:
+        ws = f"stopped after {ws}"
     us = f"{float(w.group(2)):.0f} s" if w else ""
     print(f"| {label} | {ws} | {us} | {load.group(1).strip() if load else ''} |")

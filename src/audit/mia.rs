@@ -78,6 +78,12 @@ impl Default for MiaConfig {
 
 /// One attack's AUC (with its DeLong 95% interval) for three sets of positives against the
 /// same non-members.
+///
+/// The Mann–Whitney AUC is the mean over positives of each positive's placement value V₁₀
+/// (see [`super::stats::auc_delong`]), so the three are tied by
+/// AUC_all = (m_c·AUC_collective + (m − m_c)·AUC_non_collective)/m for a collective of m_c of the
+/// m members: a collective of 1% can move AUC_all at most 0.01 away from AUC_non_collective by
+/// its own records' scores; a larger change needs a change in the other members' scores.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GroupAucs {
     /// All members vs non-members.
@@ -473,6 +479,14 @@ mod tests {
         let g = group_aucs(&members, &non, &[false; 4]);
         assert!(g.collective.is_none());
         assert_eq!(g.non_collective, g.all);
+        // The decomposition AUC_all = (m_c·AUC_c + m_nc·AUC_nc)/m, on scores with ties.
+        let members: Vec<f64> = (0..37).map(|i| ((i * 7919) % 23) as f64).collect();
+        let coll: Vec<bool> = (0..37).map(|i| i % 5 == 0).collect();
+        let non: Vec<f64> = (0..29).map(|i| ((i * 104729) % 19) as f64 + 2.0).collect();
+        let g = group_aucs(&members, &non, &coll);
+        let mc = coll.iter().filter(|c| **c).count() as f64;
+        let mixed = (mc * g.collective.unwrap().auc + (37.0 - mc) * g.non_collective.auc) / 37.0;
+        assert!((g.all.auc - mixed).abs() < 1e-12, "{} vs {mixed}", g.all.auc);
     }
 
     #[test]
