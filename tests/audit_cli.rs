@@ -98,9 +98,14 @@ fn one_run_and_mia_json() {
         "--collective",
         "alpha=0.05,target=0,trigger=patch:size=3:pos=br:value=1",
     ]);
-    for k in ["auc_loss", "auc_lira_offline", "auc_lira_online"] {
-        let a = v[k].as_f64().unwrap();
-        assert!((0.0..=1.0).contains(&a), "{k} = {a}");
+    for attack in ["auc_loss", "auc_lira_offline", "auc_lira_online"] {
+        // every AUC, for all members, the collective's and the others, inside its interval
+        for group in ["", "_collective", "_non_collective"] {
+            let k = format!("{attack}{group}");
+            let a = v[&k].as_f64().unwrap_or_else(|| panic!("{k} missing"));
+            let (lo, hi) = (v[format!("{k}_lo")].as_f64().unwrap(), v[format!("{k}_hi")].as_f64().unwrap());
+            assert!(0.0 <= lo && lo <= a && a <= hi && hi <= 1.0, "{k} = {a} [{lo}, {hi}]");
+        }
     }
     assert_eq!(v["collective_members"].as_u64(), Some(2));
     assert!(v["accountant_epsilon"].is_null());

@@ -1,10 +1,12 @@
 //! The statistics of auditing: ε lower bounds from an attack's error rates (multi-run, Jagielski
 //! et al. 2020), from the number of correct guesses (one-run, Steinke, Nasr & Jagielski 2023), ROC
-//! AUC by the Mann–Whitney statistic, and two closed forms of ε for the full-batch (q = 1)
-//! Gaussian mechanism used when no general accountant is at hand.
+//! AUC by the Mann–Whitney statistic with DeLong's variance, and two closed forms of ε for the
+//! full-batch (q = 1) Gaussian mechanism used when no general accountant is at hand.
 //!
-//! Pure functions, no torch. Every confidence statement is *one-sided* and *exact*
-//! (Clopper–Pearson 1934 or the binomial tail itself), never a normal approximation.
+//! Pure functions, no torch. Every confidence statement about ε is *one-sided* and *exact*
+//! (Clopper–Pearson 1934 or the binomial tail itself), never a normal approximation. The one
+//! exception is the AUC's interval ([`auc_delong`]): a two-sided normal interval with DeLong's
+//! variance, a description of the attack's AUC over target records, not a bound on ε.
 
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, Normal};
@@ -325,6 +327,80 @@ pub fn auc(pos: &[f64], neg: &[f64]) -> f64 {
     (rank_sum_pos - np * (np + 1.0) / 2.0) / (np * nn)
 }
 
+/// Midranks of `v` (1-based ranks, ties given the average of the ranks they span), in `v`'s order.
+fn midranks(v: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &order[i..=j] {
+            r[k] = avg;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Two-sided 95% normal quantile z₀.₉₇₅.
+pub const Z_95: f64 = 1.959_963_984_540_054;
+
+/// A Mann–Whitney AUC with its DeLong standard error and two-sided 95% interval.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq)]
+pub struct AucInterval {
+    /// The AUC, exactly [`auc`].
+    pub auc: f64,
+    /// DeLong's standard error of the AUC.
+    pub se: f64,
+    /// AUC ∓ z₀.₉₇₅·se, clipped to [0, 1].
+    pub lo: f64,
+    pub hi: f64,
+}
+
+/// AUC of `pos` against `neg` (higher = "member") with **DeLong's variance** and a 95% normal
+/// (Wald) interval AUC ± 1.96·se clipped to [0, 1].
+///
+/// DeLong, DeLong & Clarke-Pearson 1988, "Comparing the areas under two or more correlated
+/// receiver operating characteristic curves: a nonparametric approach", Biometrics 44:837–845,
+/// §2 (the structural components and eq. for var(θ̂) with one test). With ψ(x, y) = 1 if x > y,
+/// ½ if x = y, 0 otherwise, m positives X and n negatives Y:
+/// V₁₀(Xᵢ) = (1/n) Σⱼ ψ(Xᵢ, Yⱼ), V₀₁(Yⱼ) = (1/m) Σᵢ ψ(Xᵢ, Yⱼ), AUC = mean V₁₀ = mean V₀₁,
+/// S₁₀ = Σᵢ (V₁₀(Xᵢ) − AUC)²/(m − 1), S₀₁ = Σⱼ (V₀₁(Yⱼ) − AUC)²/(n − 1),
+/// var(AUC) = S₁₀/m + S₀₁/n.
+/// The components are computed from midranks in O(N log N) (Sun & Xu 2014, "Fast implementation
+/// of DeLong's algorithm for comparing the areas under correlated ROC curves", IEEE Signal
+/// Processing Letters 21(11), §III): V₁₀(Xᵢ) = (R(Xᵢ) − Rₓ(Xᵢ))/n and
+/// V₀₁(Yⱼ) = 1 − (R(Yⱼ) − R_y(Yⱼ))/m, with R the midrank in the pooled sample and Rₓ, R_y the
+/// midranks within each side.
+///
+/// The variance is over the sampling of the scored records, each independent of the others; the
+/// model (and, for LiRA, the shadow models) is held fixed, so the interval says nothing about the
+/// spread over training runs. NaN fields when a side has fewer than 2 scores or a score is NaN.
+pub fn auc_delong(pos: &[f64], neg: &[f64]) -> AucInterval {
+    let nan = AucInterval { auc: f64::NAN, se: f64::NAN, lo: f64::NAN, hi: f64::NAN };
+    let (m, n) = (pos.len(), neg.len());
+    if m < 2 || n < 2 || pos.iter().chain(neg).any(|s| s.is_nan()) {
+        return nan;
+    }
+    let pooled: Vec<f64> = pos.iter().chain(neg).copied().collect();
+    let rz = midranks(&pooled);
+    let rx = midranks(pos);
+    let ry = midranks(neg);
+    let (mf, nf) = (m as f64, n as f64);
+    let v10: Vec<f64> = (0..m).map(|i| (rz[i] - rx[i]) / nf).collect();
+    let v01: Vec<f64> = (0..n).map(|j| 1.0 - (rz[m + j] - ry[j]) / mf).collect();
+    let a = v10.iter().sum::<f64>() / mf;
+    let s10 = v10.iter().map(|v| (v - a).powi(2)).sum::<f64>() / (mf - 1.0);
+    let s01 = v01.iter().map(|v| (v - a).powi(2)).sum::<f64>() / (nf - 1.0);
+    let se = (s10 / mf + s01 / nf).sqrt();
+    AucInterval { auc: a, se, lo: (a - Z_95 * se).max(0.0), hi: (a + Z_95 * se).min(1.0) }
+}
+
 /// RDP ε of T full-batch Gaussian steps (q = 1, noise multiplier σ, add/remove, sensitivity 1):
 /// RDP ε(α) = Tα/(2σ²) (Mironov 2017, Prop. 7 and composition), converted with
 /// ε = min_{α>1} ε(α) + ln(1/δ)/(α − 1), whose minimum is at α − 1 = σ√(2 ln(1/δ)/T):
@@ -422,6 +498,66 @@ mod tests {
         assert_eq!(auc(&[1.0, 2.0], &[0.0]), 1.0);
         assert_eq!(auc(&[0.0], &[1.0, 2.0]), 0.0);
         assert_eq!(auc(&[1.0; 3], &[1.0; 5]), 0.5);
+    }
+
+    /// ψ(x, y) of DeLong et al.: 1, ½ or 0.
+    fn psi(x: f64, y: f64) -> f64 {
+        if x > y {
+            1.0
+        } else if x == y {
+            0.5
+        } else {
+            0.0
+        }
+    }
+
+    /// DeLong's variance straight from its definition, with O(mn) pair sums (the oracle).
+    fn delong_by_pairs(pos: &[f64], neg: &[f64]) -> (f64, f64) {
+        let (m, n) = (pos.len() as f64, neg.len() as f64);
+        let v10: Vec<f64> = pos.iter().map(|&x| neg.iter().map(|&y| psi(x, y)).sum::<f64>() / n).collect();
+        let v01: Vec<f64> = neg.iter().map(|&y| pos.iter().map(|&x| psi(x, y)).sum::<f64>() / m).collect();
+        let a = v10.iter().sum::<f64>() / m;
+        let s10 = v10.iter().map(|v| (v - a).powi(2)).sum::<f64>() / (m - 1.0);
+        let s01 = v01.iter().map(|v| (v - a).powi(2)).sum::<f64>() / (n - 1.0);
+        (a, s10 / m + s01 / n)
+    }
+
+    #[test]
+    fn delong_hand_example() {
+        // X = (0.9, 0.6, 0.4), Y = (0.7, 0.4), by hand:
+        // V10 = (1, ½, ¼), V01 = (⅓, ⅚), AUC = 7/12;
+        // S10 = ((5/12)² + (1/12)² + (4/12)²)/2 = 21/144, S01 = ((3/12)² + (3/12)²)/1 = 18/144;
+        // var = S10/3 + S01/2 = 7/144 + 9/144 = 1/9, se = 1/3.
+        let r = auc_delong(&[0.9, 0.6, 0.4], &[0.7, 0.4]);
+        assert!((r.auc - 7.0 / 12.0).abs() < 1e-12, "{r:?}");
+        assert!((r.se - 1.0 / 3.0).abs() < 1e-12, "{r:?}");
+        assert_eq!((r.lo, r.hi), (0.0, 1.0)); // 7/12 ∓ 0.653 clipped
+        assert!(auc_delong(&[1.0], &[0.0, 2.0]).se.is_nan());
+        assert!(auc_delong(&[1.0, f64::NAN], &[0.0, 2.0]).auc.is_nan());
+    }
+
+    #[test]
+    fn delong_ranks_match_pairs_and_null_variance() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(18);
+        // ties on purpose: scores rounded to a coarse grid
+        let pos: Vec<f64> = (0..57).map(|_| (rng.random::<f64>() * 20.0 + 3.0).round()).collect();
+        let neg: Vec<f64> = (0..41).map(|_| (rng.random::<f64>() * 20.0).round()).collect();
+        let r = auc_delong(&pos, &neg);
+        let (a, v) = delong_by_pairs(&pos, &neg);
+        assert!((r.auc - a).abs() < 1e-12 && (r.auc - auc(&pos, &neg)).abs() < 1e-12);
+        assert!((r.se - v.sqrt()).abs() < 1e-12, "{} vs {}", r.se, v.sqrt());
+        assert!(r.lo <= r.auc && r.auc <= r.hi && r.lo < r.hi);
+        assert!((r.lo - (a - Z_95 * v.sqrt())).abs() < 1e-12);
+        // Same distribution, no ties: var → (m + n + 1)/(12 m n), the Mann–Whitney null variance
+        // (Hanley & McNeil 1982, eq. 1 at AUC = ½); with m = n = 2000 within 10%.
+        let (m, n) = (2000usize, 2000usize);
+        let pos: Vec<f64> = (0..m).map(|_| rng.random::<f64>()).collect();
+        let neg: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
+        let r = auc_delong(&pos, &neg);
+        let null = ((m + n + 1) as f64 / (12.0 * m as f64 * n as f64)).sqrt();
+        assert!((r.se / null - 1.0).abs() < 0.1, "se {} vs null {null}", r.se);
+        assert!(r.lo <= 0.5 && 0.5 <= r.hi, "{r:?}");
     }
 
     #[test]

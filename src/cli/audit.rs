@@ -7,13 +7,14 @@
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use crowdout::accountant::{self as acct, Method};
+use crowdout::audit::mia::Triple;
 use crowdout::audit::{self, CanaryLabel, MiaConfig, MultiRunConfig, OneRunConfig, ThresholdRule, TrainSpec};
 use crowdout::collective::{CollectiveSpec, Trigger};
 use crowdout::data::{self, DataDir, DatasetSpec, Limits};
 use crowdout::device::{self, DeviceChoice};
 use crowdout::dpsgd::{DpSettings, OptimizerKind};
 use crowdout::models::ModelKind;
-use crowdout::train::fit::{dp_steps, FitConfig};
+use crowdout::train::fit::{dp_steps, FitConfig, InputNorm, LrSchedule};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Args, Debug)]
@@ -147,8 +148,21 @@ pub struct MiaArgs {
     pub batch_size: usize,
     #[arg(long, default_value_t = MiaConfig::default().fit.lr)]
     pub lr: f64,
-    #[arg(long, value_enum, default_value = "sgd")]
+    #[arg(long, value_enum, default_value_t = MiaConfig::default().fit.optimizer)]
     pub optimizer: OptimizerKind,
+    /// SGD momentum μ (ignored by Adam).
+    #[arg(long, default_value_t = MiaConfig::default().fit.momentum)]
+    pub momentum: f64,
+    /// L2 weight decay, applied after privatisation.
+    #[arg(long, default_value_t = MiaConfig::default().fit.weight_decay)]
+    pub weight_decay: f64,
+    /// Learning-rate schedule over the run's steps.
+    #[arg(long, value_enum, default_value_t = MiaConfig::default().fit.lr_schedule)]
+    pub lr_schedule: LrSchedule,
+    /// Input standardisation inside the model (target and shadows alike):
+    /// none | fit (refused under DP) | MEAN/STD per channel, e.g. 0.286/0.353.
+    #[arg(long, default_value_t = MiaConfig::default().fit.input_norm)]
+    pub input_norm: InputNorm,
     /// LiRA shadow models (0: loss-threshold attack only).
     #[arg(long, default_value_t = MiaConfig::default().shadows)]
     pub shadows: usize,
@@ -460,8 +474,11 @@ fn mia(a: MiaArgs, json: bool) -> anyhow::Result<()> {
             batch_size: a.batch_size,
             lr: a.lr,
             optimizer: a.optimizer,
+            momentum: a.momentum,
+            weight_decay: a.weight_decay,
+            lr_schedule: a.lr_schedule,
+            input_norm: a.input_norm.clone(),
             dp,
-            ..FitConfig::default()
         },
         shadows: a.shadows,
         collective: a.collective.clone(),
@@ -505,12 +522,22 @@ fn mia(a: MiaArgs, json: bool) -> anyhow::Result<()> {
             "  accuracy: members {:.3}, non-members {:.3}",
             report.train_accuracy, report.heldout_accuracy
         );
+        println!("  AUC [95% DeLong interval over target records], members vs non-members:");
         println!(
-            "  AUC loss threshold: {:.4} (members outside the collective only: {:.4})",
-            report.auc_loss, report.auc_loss_non_collective
+            "    {:<22}{:<26}{:<26}{:<26}",
+            "attack", "all members", "collective only", "non-collective only"
         );
-        if let (Some(off), Some(on)) = (report.auc_lira_offline, report.auc_lira_online) {
-            println!("  AUC LiRA ({} shadows): offline {:.4}, online {:.4}", report.shadows, off, on);
+        let cell = |t: &Triple| match t {
+            (Some(a), Some(lo), Some(hi)) => format!("{a:.4} [{lo:.4}, {hi:.4}]"),
+            _ => "—".to_string(),
+        };
+        let row = |name: String, g: [Triple; 3]| {
+            println!("    {:<22}{:<26}{:<26}{:<26}", name, cell(&g[0]), cell(&g[1]), cell(&g[2]));
+        };
+        row("loss threshold".into(), report.loss_aucs());
+        if report.auc_lira_offline.is_some() {
+            row(format!("LiRA offline (K = {})", report.shadows), report.lira_aucs(false));
+            row(format!("LiRA online (K = {})", report.shadows), report.lira_aucs(true));
         }
     }
     Ok(())
