@@ -125,6 +125,7 @@ fn bad_flags_are_named() {
         (&["audit", "one-run", "--epsilon", "1", "--canaries", "10", "--guesses", "6"], "--guesses"),
         (&["audit", "mia", "--batch-size", "0"], "--batch-size"),
         (&["audit", "mia", "--members", "5000", "--batch-size", "10", "--shadows", "0"], "5000"),
+        (&["audit", "mia", "--epsilon", "8", "--input-norm", "fit"], "--input-norm fit"),
     ];
     for (args, needle) in cases {
         let (ok, _, err) = crowdout(args);

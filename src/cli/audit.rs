@@ -449,6 +449,12 @@ fn mia(a: MiaArgs, json: bool) -> anyhow::Result<()> {
     if a.model != ModelKind::Mlp && a.hidden != vec![128] {
         bail!("--hidden applies to --model mlp only");
     }
+    if a.input_norm == InputNorm::Fit && (a.noise_multiplier.is_some() || a.epsilon.is_some()) {
+        bail!(
+            "--input-norm fit is refused with DP-SGD (--epsilon / --noise-multiplier): statistics fitted \
+             on the members are not private; give fixed values, e.g. --input-norm 0.286/0.353"
+        );
+    }
     let q = a.batch_size as f64 / a.members as f64;
     let (dp, eps) = if a.noise_multiplier.is_none() && a.epsilon.is_none() {
         (None, None)
