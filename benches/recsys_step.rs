@@ -89,6 +89,9 @@ fn ratio(rounds: usize) {
 }
 
 fn main() {
+    // As the `crowdout` binary does (see crowdout::malloc): without it every step's table-sized
+    // tensors come from fresh mmap pages, and page faults dominate the DP step.
+    crowdout::malloc::tune();
     if let Ok(v) = std::env::var("RECSYS_STEP_RATIO") {
         ratio(v.parse().expect("RECSYS_STEP_RATIO=<rounds>"));
         return;

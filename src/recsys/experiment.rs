@@ -230,16 +230,21 @@ pub fn step_grads(
             (s, l)
         }
     };
+    // (Σ c_i ∇ℓ_i + σC·ξ) / L with one buffer per parameter: the noise is drawn straight into a
+    // fresh tensor, the clipped sum added and L divided out in place (the same float operations,
+    // in the same order, as z = ξσC; g = s + z; g / L, without three temporaries of the table's size).
     let grads = tch::no_grad(|| {
         sums.iter()
             .map(|s| {
-                let mut g = s.detach().to_kind(Kind::Float).contiguous();
+                let s = s.detach().to_kind(Kind::Float);
                 if sigma > 0.0 {
-                    let mut z = Tensor::zeros(s.size().as_slice(), (Kind::Float, tch::Device::Cpu));
+                    let mut z = Tensor::empty(s.size().as_slice(), (Kind::Float, tch::Device::Cpu));
                     noise.fill_tensor(&mut z, sigma * clip);
-                    g += z;
+                    let _ = z.g_add_(&s).g_div_scalar_(expected);
+                    z
+                } else {
+                    s / expected
                 }
-                g / expected
             })
             .collect()
     });
@@ -514,5 +519,51 @@ mod tests {
         assert_eq!(test.len() + train.len(), corpus.playlists.len());
         assert!(test.iter().all(|i| corpus.playlists[*i].len() > 20 && !train.contains(i)));
         assert!(split(&corpus, 10_000, 3).unwrap_err().to_string().contains("n_test"));
+    }
+
+    #[test]
+    fn privatised_step_is_clipped_sum_plus_noise_over_l_bit_for_bit() {
+        use super::super::model::{make_batch, RecModel, RecShape};
+        use crate::rng::{stream, Stream};
+        let corpus =
+            super::super::synth::generate(&SynthConfig { playlists: 120, ..Default::default() }).unwrap();
+        let model =
+            RecModel::new(corpus.n_songs as i64 + 2, RecShape::default(), &mut stream(Some(1), Stream::Init))
+                .unwrap();
+        let recs: Vec<&[u32]> = corpus.playlists[..8].iter().map(|p| p.as_slice()).collect();
+        let batch = make_batch(&model, &recs, 2, &mut stream(Some(2), Stream::Data));
+        let (sigma, clip, l) = (0.7, 1.3, 8.0);
+        let (got, _) = step_grads(
+            &model,
+            Some(&batch),
+            Privacy::Epsilon(8.0),
+            sigma,
+            clip,
+            l,
+            &mut NoiseSource::new(Some(3)),
+        );
+        // The definition, with one temporary per operation: g̃ = (Σ c_i ∇ℓ_i + σC·ξ) / L.
+        let (sums, _, _) = model.clipped_sum(&batch, clip);
+        let mut noise = NoiseSource::new(Some(3));
+        for (g, s) in got.iter().zip(&sums) {
+            let mut z = Tensor::zeros(s.size().as_slice(), (Kind::Float, tch::Device::Cpu));
+            noise.fill_tensor(&mut z, sigma * clip);
+            let want = (s.detach() + z) / l;
+            assert!(g.equal(&want), "privatised gradient differs from (s + σCξ)/L");
+        }
+        // Non-private: the plain sum over L.
+        let (np, _) = step_grads(
+            &model,
+            Some(&batch),
+            Privacy::NonPrivate,
+            0.0,
+            clip,
+            l,
+            &mut NoiseSource::new(Some(3)),
+        );
+        let (sums, _) = model.sum_grads(&batch);
+        for (g, s) in np.iter().zip(&sums) {
+            assert!(g.equal(&(s.detach() / l)));
+        }
     }
 }
