@@ -22,6 +22,8 @@ The last line is `cell ratio (ours DP / Opacus DP): R`, R the median over rounds
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
 
+from reference_cell import REFERENCE, add_cell_args
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -83,14 +85,8 @@ def main():
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--crowdout", default=os.path.join(ROOT, "target", "release", "crowdout"))
     p.add_argument("--python", default=sys.executable)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--epsilon", type=float, default=4.0)
-    p.add_argument("--delta", type=float, default=1e-5)
-    p.add_argument("--max-grad-norm", type=float, default=1.0)
-    p.add_argument("--alpha", type=float, default=0.1)
+    add_cell_args(p)
+    p.add_argument("--alpha", type=float, default=REFERENCE["alpha"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--opacus-mode", default="hooks", choices=["hooks", "ghost"],

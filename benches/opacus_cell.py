@@ -19,6 +19,8 @@ Prints one line per phase and, with --json, a JSON object per cell (phases in se
 """
 import argparse, gzip, json, os, struct, sys, time, warnings
 
+from reference_cell import REFERENCE, add_cell_args
+
 T_START = time.perf_counter()
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -134,16 +136,10 @@ def cell(args, seed, alpha, data):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=os.environ.get("CROWDOUT_DATA", "datasets/cache"))
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--epsilon", type=float, default=4.0)
-    p.add_argument("--delta", type=float, default=1e-5)
-    p.add_argument("--max-grad-norm", type=float, default=1.0)
+    add_cell_args(p)
+    p.add_argument("--alpha", default=str(REFERENCE["alpha"]), help="α, or a comma list: one cell per α and seed")
     p.add_argument("--accountant", default="rdp", choices=["rdp", "prv", "gdp"])
     p.add_argument("--grad-sample-mode", default="hooks", choices=["hooks", "ghost"])
-    p.add_argument("--alpha", default="0.1", help="α, or a comma list: one cell per α and seed")
     p.add_argument("--target", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, default=1, help="cells one after another, seeds seed..seed+K-1")

@@ -20,6 +20,8 @@ The last line is `throughput ratio (ours / Opacus cells per hour): R`.
 """
 import argparse, csv, os, subprocess, sys, tempfile, time
 
+from reference_cell import REFERENCE
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -28,17 +30,17 @@ SPEC = """name = "throughput"
 dataset = ["fashion-mnist"]
 model = ["cnn"]
 collectives = [{{ name = "patch3-br-to-0", spec = "trigger=patch:size=3:pos=br:value=1,target=0,strategy=feature-label" }}]
-alpha = [0.0, 0.1]
+alpha = [0.0, {alpha}]
 privacy = ["eps={eps}"]
-clip = [1.0]
+clip = [{max_grad_norm}]
 seed = [{seeds}]
 
 [train]
-epochs = 3
-batch_size = 256
-lr = 0.05
-momentum = 0.9
-delta = 1e-5
+epochs = {epochs}
+batch_size = {batch_size}
+lr = {lr}
+momentum = {momentum}
+delta = {delta}
 accountant = "rdp"
 """
 
@@ -46,7 +48,7 @@ accountant = "rdp"
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, default=10)
-    p.add_argument("--epsilon", type=float, default=4.0)
+    p.add_argument("--epsilon", type=float, default=REFERENCE["epsilon"])
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--torch-threads", type=int, default=1)
     p.add_argument("--crowdout", default=os.path.join(ROOT, "target", "release", "crowdout"))
@@ -57,7 +59,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         spec = os.path.join(tmp, "throughput.toml")
         with open(spec, "w") as f:
-            f.write(SPEC.format(eps=a.epsilon, seeds=", ".join(str(s) for s in range(a.seeds))))
+            f.write(SPEC.format(**{**REFERENCE, "eps": a.epsilon}, seeds=", ".join(str(s) for s in range(a.seeds))))
         out = os.path.join(tmp, "out")
         t = time.perf_counter()
         cmd = [a.crowdout, "sweep", spec, "--out", out, "--jobs", str(a.jobs), "--torch-threads",
@@ -72,7 +74,7 @@ def main():
         if len(rows) != cells:
             sys.exit(f"the sweep wrote {len(rows)} rows, expected {cells}")
         t = time.perf_counter()
-        cmd = [a.python, os.path.join(HERE, "opacus_cell.py"), "--json", "--alpha", "0,0.1", "--seeds",
+        cmd = [a.python, os.path.join(HERE, "opacus_cell.py"), "--json", "--alpha", f"0,{REFERENCE['alpha']}", "--seeds",
                str(a.seeds), "--epsilon", str(a.epsilon), "--accountant", "rdp", "--grad-sample-mode", a.opacus_mode]
         proc = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, capture_output=True, text=True)
         op_wall = time.perf_counter() - t
