@@ -56,28 +56,30 @@ def timed(cmd):
     return wall, p.stdout
 
 
+def grouped(ph, wall):
+    """A side's phases (both name them as the run record does) grouped as the bench reports them;
+    `other` is the process's wall time minus the phases it measured."""
+    phases = dict(data=ph["load"] + ph["plant"], steps=ph["train"], evaluation=ph["evaluate"],
+                  accounting=ph["calibrate"] + ph["account"])
+    phases["other"] = wall - sum(phases.values())
+    return phases
+
+
 def ours(a, dp, tmp):
     out = os.path.join(tmp, "dp.json" if dp else "np.json")
     wall, _ = timed(ours_cmd(a, dp, out))
     with open(out) as f:
         r = json.load(f)
-    ph = r["phases"]
-    phases = dict(data=ph["load"] + ph["plant"], steps=ph["train"], evaluation=ph["evaluate"],
-                  accounting=ph["calibrate"] + ph["account"])
-    phases["other"] = wall - sum(phases.values())
     acc = r["clean_accuracy"]["rate"]
     succ = r["success"]["per_collective"][0]["non_target"]["rate"]
-    return dict(wall=wall, phases=phases, steps=r["steps"], accuracy=acc, success=succ)
+    return dict(wall=wall, phases=grouped(r["phases"], wall), steps=r["steps"], accuracy=acc, success=succ)
 
 
 def opacus(a):
     wall, out = timed(opacus_cmd(a))
     r = json.loads(out.strip().splitlines()[-1])
-    ph = r["phases"]
-    phases = dict(data=ph["load"] + ph["plant"], steps=ph["train"], evaluation=ph["evaluate"],
-                  accounting=ph["calibrate"] + ph["account"])
-    phases["other"] = wall - sum(phases.values())
-    return dict(wall=wall, phases=phases, steps=r["steps"], accuracy=r["accuracy"], success=r["success"])
+    return dict(wall=wall, phases=grouped(r["phases"], wall), steps=r["steps"], accuracy=r["accuracy"],
+                success=r["success"])
 
 
 def main():

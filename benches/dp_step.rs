@@ -206,17 +206,17 @@ fn serve(spec: &str) {
 /// Where one step's time goes, per phase, on the workload at its batch size: the non-private step
 /// (forward, backward to the parameters, optimizer) against the ghost step (noise, forward with
 /// the tape, backward to the layer outputs, per-layer norms or kept per-sample gradients, clip
-/// factors, per-layer clipped sums, accumulation into the flat buffer, optimizer). Each phase is
-/// timed with the step's own tensors over `STEPS` steps after a warm-up; libtorch's kernels are
+/// factors, per-layer clipped sums, optimizer). The ghost phases are the body of
+/// `dpsgd::engine::clipped_grad_sum` spelled out so that each can be timed; the sums are formed but
+/// not added into `DpSgd`'s buffer (a few µs), and the optimizer steps on its noise. Each phase is
+/// timed over `DP_STEP_STEPS` steps (default 200) after 10 warm-up steps; libtorch's kernels are
 /// synchronous on the CPU, so wall time per phase is what the phase costs.
 fn profile(wname: &str) {
     use crowdout::dpsgd::engine::clip_factors;
     use crowdout::models::layer::{sq_norms_of, weighted_sum};
     use crowdout::models::Tape;
     use std::time::Instant;
-    let steps_env: usize = std::env::var("DP_STEP_STEPS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
-    #[allow(non_snake_case)]
-    let STEPS = steps_env;
+    let steps: usize = std::env::var("DP_STEP_STEPS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     let name = NAMES.into_iter().find(|n| n.starts_with(wname)).expect("unknown workload");
     let w = workload(name);
     let params = w.model.parameters();
@@ -233,7 +233,7 @@ fn profile(wname: &str) {
     // a batch size apart from that of varying sizes.
     let fixed: Option<i64> = std::env::var("DP_STEP_BATCH").ok().and_then(|v| v.parse().ok());
     let mut dps = DpSgd::new(&w.model, dp(GradMode::Ghost).check().unwrap(), 256.0, Some(3)).unwrap();
-    for it in 0..STEPS + 10 {
+    for it in 0..steps + 10 {
         let keep = it >= 10;
         let mut lap = {
             let mut t = Instant::now();
@@ -248,17 +248,18 @@ fn profile(wname: &str) {
         // The batch: the workload's, or (DP_STEP_POISSON=1) a Poisson batch of its examples, as the
         // training loop feeds it: sizes vary from step to step around the same mean (q = B/N with
         // N = 60,000), examples taken with repetition from the workload's batch.
-        let (x, y) = match &mut poisson {
-            None if fixed.is_some() => {
-                let idx: Vec<i64> = (0..fixed.unwrap()).map(|i| i % w.x.size()[0]).collect();
-                let it = Tensor::from_slice(&idx);
-                (w.x.index_select(0, &it), w.y.index_select(0, &it))
-            }
+        let idx: Option<Vec<i64>> = match (&mut poisson, fixed) {
+            (Some(s), _) => Some(s.sample()),
+            (None, Some(b)) => Some((0..b).collect()),
+            (None, None) => None,
+        };
+        let (x, y) = match idx {
             None => (w.x.shallow_clone(), w.y.shallow_clone()),
-            Some(s) => {
-                let idx: Vec<i64> = s.sample().iter().map(|i| i % w.x.size()[0]).collect();
-                let it = Tensor::from_slice(&idx);
-                sizes.push(idx.len());
+            Some(idx) => {
+                if poisson.is_some() {
+                    sizes.push(idx.len());
+                }
+                let it = Tensor::from_slice(&idx).remainder(w.x.size()[0]);
                 (w.x.index_select(0, &it), w.y.index_select(0, &it))
             }
         };
@@ -319,7 +320,7 @@ fn profile(wname: &str) {
         opt.step(&params, dps.grads());
         lap(&mut gh[7]);
     }
-    let ms = |v: f64| v * 1e3 / STEPS as f64;
+    let ms = |v: f64| v * 1e3 / steps as f64;
     let npt: f64 = np.iter().sum();
     let ght: f64 = gh.iter().sum();
     println!(

@@ -11,20 +11,26 @@
 use criterion::Criterion;
 use crowdout::dpsgd::{NoiseSource, Optimizer, OptimizerKind};
 use crowdout::recsys::experiment::{step_grads, Privacy};
-use crowdout::recsys::model::{make_batch, RecModel, RecShape};
+use crowdout::recsys::model::{make_batch, Batch, RecModel, RecShape};
 use crowdout::recsys::synth::{generate, SynthConfig};
 use crowdout::rng::{stream, Stream};
 use std::hint::black_box;
 use std::time::Duration;
 
-fn bench(c: &mut Criterion) {
-    tch::set_num_threads(1);
+/// The model and one batch (64 playlists × 4 windows, negatives drawn) of the default corpus.
+fn workload() -> (RecModel, Batch) {
     let corpus = generate(&SynthConfig { playlists: 2000, ..SynthConfig::default() }).unwrap();
     let model =
         RecModel::new(corpus.n_songs as i64 + 2, RecShape::default(), &mut stream(Some(1), Stream::Init))
             .unwrap();
     let recs: Vec<&[u32]> = corpus.playlists[..64].iter().map(|p| p.as_slice()).collect();
     let batch = make_batch(&model, &recs, 4, &mut stream(Some(2), Stream::Data));
+    (model, batch)
+}
+
+fn bench(c: &mut Criterion) {
+    tch::set_num_threads(1);
+    let (model, batch) = workload();
     let params = model.parameters();
     let mut g = c.benchmark_group("recsys-step-b64x4");
     g.sample_size(20).measurement_time(Duration::from_secs(8)).warm_up_time(Duration::from_secs(2));
@@ -47,12 +53,7 @@ fn bench(c: &mut Criterion) {
 /// Alternating blocks: median over rounds of (DP block time)/(non-private block time).
 fn ratio(rounds: usize) {
     tch::set_num_threads(1);
-    let corpus = generate(&SynthConfig { playlists: 2000, ..SynthConfig::default() }).unwrap();
-    let model =
-        RecModel::new(corpus.n_songs as i64 + 2, RecShape::default(), &mut stream(Some(1), Stream::Init))
-            .unwrap();
-    let recs: Vec<&[u32]> = corpus.playlists[..64].iter().map(|p| p.as_slice()).collect();
-    let batch = make_batch(&model, &recs, 4, &mut stream(Some(2), Stream::Data));
+    let (model, batch) = workload();
     let params = model.parameters();
     let mut opt = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.0, 0.0, &params);
     let mut noise = NoiseSource::new(Some(3));

@@ -45,6 +45,16 @@ accountant = "rdp"
 """
 
 
+def measured(cmd):
+    """Run `cmd` to completion under GNU time: (wall seconds, peak RSS in MiB, stdout); exit on failure."""
+    t = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+    return wall, int(proc.stderr.strip().splitlines()[-1]) / 1024, proc.stdout
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, default=10)
@@ -61,31 +71,21 @@ def main():
         with open(spec, "w") as f:
             f.write(SPEC.format(**{**REFERENCE, "eps": a.epsilon}, seeds=", ".join(str(s) for s in range(a.seeds))))
         out = os.path.join(tmp, "out")
-        t = time.perf_counter()
-        cmd = [a.crowdout, "sweep", spec, "--out", out, "--jobs", str(a.jobs), "--torch-threads",
-               str(a.torch_threads), "--no-progress"]
-        proc = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, capture_output=True, text=True)
-        ours_wall = time.perf_counter() - t
-        if proc.returncode != 0:
-            sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
-        ours_rss = int(proc.stderr.strip().splitlines()[-1]) / 1024
+        ours_wall, ours_rss, _ = measured([a.crowdout, "sweep", spec, "--out", out, "--jobs", str(a.jobs),
+                                           "--torch-threads", str(a.torch_threads), "--no-progress"])
         with open(os.path.join(out, "results.csv")) as f:
             rows = list(csv.DictReader(f))
         if len(rows) != cells:
             sys.exit(f"the sweep wrote {len(rows)} rows, expected {cells}")
-        t = time.perf_counter()
-        cmd = [a.python, os.path.join(HERE, "opacus_cell.py"), "--json", "--alpha", f"0,{REFERENCE['alpha']}", "--seeds",
-               str(a.seeds), "--epsilon", str(a.epsilon), "--accountant", "rdp", "--grad-sample-mode", a.opacus_mode]
-        proc = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, capture_output=True, text=True)
-        op_wall = time.perf_counter() - t
-        if proc.returncode != 0:
-            sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
-        op_rss = int(proc.stderr.strip().splitlines()[-1]) / 1024
-        op_cells = len([l for l in proc.stdout.splitlines() if l.startswith("{")])
+        op_wall, op_rss, op_out = measured(
+            [a.python, os.path.join(HERE, "opacus_cell.py"), "--json", "--alpha", f"0,{REFERENCE['alpha']}",
+             "--seeds", str(a.seeds), "--epsilon", str(a.epsilon), "--accountant", "rdp",
+             "--grad-sample-mode", a.opacus_mode])
+        op_cells = len([l for l in op_out.splitlines() if l.startswith("{")])
         if op_cells != cells:
             sys.exit(f"Opacus ran {op_cells} cells, expected {cells}")
     ours_cph, op_cph = 3600 * cells / ours_wall, 3600 * cells / op_wall
-    print(f"grid: {a.seeds} seeds × α ∈ {{0, 0.1}} = {cells} cells (reference Fashion-MNIST cell, ε = {a.epsilon})")
+    print(f"grid: {a.seeds} seeds × α ∈ {{0, {REFERENCE['alpha']}}} = {cells} cells (reference Fashion-MNIST cell, ε = {a.epsilon})")
     print(f"ours   `crowdout sweep --jobs {a.jobs} --torch-threads {a.torch_threads}`: {ours_wall:.1f} s, "
           f"{ours_cph:.0f} cells/hour, peak RSS {ours_rss:.0f} MiB ({ours_rss / a.jobs:.0f} MiB per cell in flight)")
     print(f"Opacus one cell after another, 2 threads ({a.opacus_mode}): {op_wall:.1f} s, {op_cph:.0f} cells/hour, "

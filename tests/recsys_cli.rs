@@ -96,24 +96,20 @@ fn recsys_run_writes_summary_columns_and_resumes() {
 fn bad_privacy_and_budget_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
-    std::fs::write(&cfg, TINY.replace("\"eps=8\"", "\"eps=0\"")).unwrap();
-    let o = crowdout()
-        .args(["recsys", "run", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("privacy") && err.contains("eps=0"), "{err}");
-    std::fs::write(&cfg, TINY.replace("budgets = [3]", "budgets = [100000]")).unwrap();
-    let o = crowdout()
-        .args(["recsys", "run", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("budgets") && err.contains("100000"), "{err}");
+    // Runs `recsys run` on `config`; returns whether it succeeded and its stderr.
+    let run = |config: String| {
+        std::fs::write(&cfg, config).unwrap();
+        let o = crowdout()
+            .args(["recsys", "run", "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (ok, err) = run(TINY.replace("\"eps=8\"", "\"eps=0\""));
+    assert!(!ok && err.contains("privacy") && err.contains("eps=0"), "{err}");
+    let (ok, err) = run(TINY.replace("budgets = [3]", "budgets = [100000]"));
+    assert!(!ok && err.contains("budgets") && err.contains("100000"), "{err}");
 }
