@@ -63,7 +63,8 @@ class Encoder(nn.Module):
     """crowdout's transformer classifier (src/models/transformer.rs) in plain PyTorch modules that
     Opacus has grad samplers for: token and position embeddings (positions as an nn.Embedding over
     0..T-1, so the per-sample gradient is per example), pre-LayerNorm blocks of fused-QKV multi-head
-    attention with a padding mask and a GELU feed-forward, final LayerNorm, mean over non-padding
+    attention with a padding mask (torch's fused scaled_dot_product_attention, as ours; it has no
+    parameters, so Opacus's hooks never see it) and a GELU feed-forward, final LayerNorm, mean over non-padding
     tokens, linear head. (Position ids are made contiguous: Opacus's ghost embedding norm calls
     .view on its input ids.)"""
 
@@ -81,13 +82,13 @@ class Encoder(nn.Module):
         n, t = ids.shape
         mask = (ids != 0).float()
         h = self.tok(ids) + self.pos(torch.arange(t).expand(n, t).contiguous())
-        bias = ((mask - 1.0) * 1e9).view(n, 1, 1, t)
+        bias = ((mask - 1.0) * 1e4).view(n, 1, 1, t)
         for b in self.blocks:
             qkv = b["qkv"](b["ln1"](h))
             d = qkv.shape[-1] // 3; dh = d // self.heads
             q, k, v = (qkv[..., i * d:(i + 1) * d].reshape(n, t, self.heads, dh).transpose(1, 2) for i in range(3))
-            p = (q @ k.transpose(-2, -1) / dh ** 0.5 + bias).softmax(-1)
-            h = h + b["out"]((p @ v).transpose(1, 2).reshape(n, t, d))
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=dh ** -0.5)
+            h = h + b["out"](o.transpose(1, 2).reshape(n, t, d))
             h = h + b["ff2"](F.gelu(b["ff1"](b["ln2"](h))))
         h = self.ln(h)
         pooled = (h * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
