@@ -156,13 +156,10 @@ mod tests {
     #[test]
     fn fused_attention_matches_the_explicit_formula_with_gradients() {
         let (n, t, d, heads) = (3, 37, 64, 4);
+        let tu = t as usize;
         let mut m = vec![1f32; (n * t) as usize];
-        for j in 20..t as usize {
-            m[j] = 0.0; // example 0: 20 real tokens
-        }
-        for j in 0..t as usize {
-            m[2 * t as usize + j] = 0.0; // example 2: padding only
-        }
+        m[20..tu].fill(0.0); // example 0: 20 real tokens
+        m[2 * tu..].fill(0.0); // example 2: padding only
         let mask = Tensor::from_slice(&m).view([n, t]);
         let up = Tensor::cat(
             &[test_randn(&[n - 1, t, d], 7), Tensor::zeros([1, t, d], (Kind::Float, tch::Device::Cpu))],
