@@ -7,13 +7,15 @@
 //!   `midway` = (S̄₀ + 1)/2 with S̄₀ the mean of the arm's `baseline_success` column (the same
 //!   success measure on models trained without the collective, one per seed line).
 //! - **α₅₀**: the α at which half the trainings are steered (steered-fraction model, level ½).
-//! - **α\*(S\*)**: the α at which the mean success E[S] reaches S* (mean-success model, level S*).
+//! - **α\*(S\*)**: the α at which the mean success E[S] reaches S* (mean-success model, level S*,
+//!   a curve rising from S̄₀ — the success without any collective — to 1; from 0 when the rows
+//!   carry no baseline).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::fit::{fit_crossing, Crossing, Point};
+use super::fit::{fit_crossing, fit_crossing_above, Crossing, Point};
 use crate::sweep::store::ResultRow;
 
 /// How a run counts as steered.
@@ -166,10 +168,13 @@ pub fn estimate_arm(key: ArmKey, rows: &[&ResultRow], targets: &[f64], threshold
         })
     };
     let pts: Vec<Point> = used.iter().map(|(r, s)| Point { x: r.alpha.ln(), y: s.clamp(0.0, 1.0) }).collect();
+    // The mean curve rises from the no-collective success S̄₀ (0 when the rows carry none).
+    let floor = baseline.unwrap_or(0.0).clamp(0.0, 0.999);
     let alpha_star = targets
         .iter()
         .map(|&t| {
-            (t, if used.is_empty() { none() } else { fit_crossing(&pts, t).map_err(|e| e.to_string()) })
+            let fit = || fit_crossing_above(&pts, t, floor).map_err(|e| e.to_string());
+            (t, if used.is_empty() { none() } else { fit() })
         })
         .collect();
     let alpha_range =

@@ -11,7 +11,9 @@
 //! ```
 //!
 //! so `p(θ) = level`: θ = ln α₅₀ for the steered-fraction model at level ½, θ = ln α*(S*) for the
-//! mean-success model at level S*. The log-likelihood is the Bernoulli one,
+//! mean-success model at level S*. The mean-success model rises from a floor f (the no-collective
+//! success) instead of 0: `μ(x) = f + (1 − f)·F(L′ + b·(x − θ))`, `L′ = logit((level − f)/(1 − f))`
+//! ([`fit_crossing_above`]); f = 0 is the curve above. The log-likelihood is the Bernoulli one,
 //! `ℓ(θ, b) = Σ y ln p + (1 − y) ln(1 − p)`; for fractional `y` it is the quasi-likelihood of
 //! Wedderburn (1974) / Papke & Wooldridge (1996, "fractional logit"), whose maximiser is consistent
 //! for the mean curve whatever the law of `y` on [0, 1].
@@ -82,6 +84,12 @@ pub enum FitError {
     Level(f64),
     #[error("observation (ln α = {x}, y = {y}) is not finite with α in (0, 1) and y in [0, 1]")]
     BadPoint { x: f64, y: f64 },
+    #[error("floor {0} is not in [0, 1)")]
+    Floor(f64),
+    #[error(
+        "target {level} is at or below the no-collective success {floor:.4}: reached without a collective"
+    )]
+    AtFloor { level: f64, floor: f64 },
 }
 
 /// ln F(η), stably.
@@ -105,20 +113,29 @@ fn logit(p: f64) -> f64 {
     (p / (1.0 - p)).ln()
 }
 
-/// ℓ(θ, b) of the points at `level`.
+/// ℓ(θ, b) of the points at `level` (curve from 0 to 1).
 pub fn log_lik(points: &[Point], level: f64, theta: f64, b: f64) -> f64 {
-    let l = logit(level);
+    log_lik_above(points, level, 0.0, theta, b)
+}
+
+/// ℓ(θ, b) of the points at `level` for the curve with floor f:
+/// `μ(x) = f + (1 − f)·F(L′ + b·(x − θ))`, `L′ = logit((level − f)/(1 − f))`, so μ(θ) = level.
+/// With f = 0 this is the curve of the module docs. `1 − μ = (1 − f)·F(−η)` keeps the upper tail
+/// stable; `ln μ` is formed directly (μ ≥ f > 0) when f > 0.
+pub fn log_lik_above(points: &[Point], level: f64, floor: f64, theta: f64, b: f64) -> f64 {
+    let l = logit((level - floor) / (1.0 - floor));
+    let ln_1mf = (1.0 - floor).ln();
     points
         .iter()
         .map(|p| {
             let eta = l + b * (p.x - theta);
-            // y ln F(η) + (1 − y) ln(1 − F(η)), with ln(1 − F(η)) = ln F(−η)
+            // y ln μ + (1 − y) ln(1 − μ), with ln(1 − μ) = ln(1 − f) + ln F(−η)
             let mut v = 0.0;
             if p.y > 0.0 {
-                v += p.y * ln_f(eta);
+                v += p.y * if floor > 0.0 { (floor + (1.0 - floor) * logistic(eta)).ln() } else { ln_f(eta) };
             }
             if p.y < 1.0 {
-                v += (1.0 - p.y) * ln_f(-eta);
+                v += (1.0 - p.y) * (ln_1mf + ln_f(-eta));
             }
             v
         })
@@ -152,14 +169,64 @@ pub fn profile(points: &[Point], level: f64, theta: f64) -> (f64, f64) {
     (log_lik(points, level, theta, b), b)
 }
 
+/// Slopes of the first pass of [`profile_above`]: 0 and a geometric grid from 0.01 to [`B_MAX`].
+const B_GRID: usize = 48;
+
+/// [`profile`] for the curve with floor f > 0 ([`log_lik_above`]). With a floor, `ln μ` is not
+/// concave in the linear predictor (μ flattens towards f), so the maximiser over b is found by a
+/// grid over [0, B_MAX] (geometric in b) and golden-section search between the best point's
+/// neighbours. f = 0 is [`profile`] itself.
+pub fn profile_above(points: &[Point], level: f64, floor: f64, theta: f64) -> (f64, f64) {
+    if floor == 0.0 {
+        return profile(points, level, theta);
+    }
+    let ll = |b: f64| log_lik_above(points, level, floor, theta, b);
+    let grid: Vec<f64> = std::iter::once(0.0)
+        .chain((0..B_GRID).map(|i| 0.01 * (B_MAX / 0.01).powf(i as f64 / (B_GRID - 1) as f64)))
+        .collect();
+    let vals: Vec<f64> = grid.iter().map(|&b| ll(b)).collect();
+    let k = (0..grid.len()).fold(0, |k, i| if vals[i] > vals[k] { i } else { k });
+    let (mut a, mut c) = (grid[k.saturating_sub(1)], grid[(k + 1).min(grid.len() - 1)]);
+    let g = 0.5 * (5f64.sqrt() - 1.0);
+    for _ in 0..60 {
+        let (m1, m2) = (c - g * (c - a), a + g * (c - a));
+        if ll(m1) >= ll(m2) {
+            c = m2;
+        } else {
+            a = m1;
+        }
+    }
+    let b = 0.5 * (a + c);
+    let (lb, lk) = (ll(b), vals[k]);
+    if lb >= lk {
+        (lb, b)
+    } else {
+        (lk, grid[k])
+    }
+}
+
 /// Fits the crossing of `level` and its 95 % profile-likelihood interval (see the module docs).
 pub fn fit_crossing(points: &[Point], level: f64) -> Result<Crossing, FitError> {
+    fit_crossing_above(points, level, 0.0)
+}
+
+/// [`fit_crossing`] for the curve that rises from `floor` (f ∈ [0, 1)) to 1 ([`log_lik_above`]):
+/// the mean-success model with f = the no-collective success S̄₀. A level at or below the floor is
+/// reached without any collective: [`FitError::AtFloor`].
+pub fn fit_crossing_above(points: &[Point], level: f64, floor: f64) -> Result<Crossing, FitError> {
     if points.is_empty() {
         return Err(FitError::Empty);
     }
     if !(level > 0.0 && level < 1.0) {
         return Err(FitError::Level(level));
     }
+    if !(floor.is_finite() && (0.0..1.0).contains(&floor)) {
+        return Err(FitError::Floor(floor));
+    }
+    if level <= floor {
+        return Err(FitError::AtFloor { level, floor });
+    }
+    let profile = |points: &[Point], level: f64, theta: f64| profile_above(points, level, floor, theta);
     for p in points {
         if !(p.x.is_finite() && p.x < 0.0 && p.y.is_finite() && (0.0..=1.0).contains(&p.y)) {
             return Err(FitError::BadPoint { x: p.x, y: p.y });
@@ -278,6 +345,39 @@ mod tests {
     }
 
     #[test]
+    fn recovers_a_floored_curve_exactly_from_its_mean() {
+        // Mean success rising from the no-collective level f = 0.05: μ = f + (1 − f)·F(b(x − x₀)).
+        // With y = μ the fit with that floor returns the exact crossings; the fit from 0 does not.
+        let (f, b, x0) = (0.05_f64, 4.0, 0.1f64.ln());
+        let mu = |x: f64| f + (1.0 - f) * logistic(b * (x - x0));
+        let pts: Vec<Point> =
+            (0..12).map(|i| 0.01 * 1.35f64.powi(i)).map(|a| Point { x: a.ln(), y: mu(a.ln()) }).collect();
+        for s in [0.5, 0.9] {
+            let want = (x0 + logit((s - f) / (1.0 - f)) / b).exp();
+            let c = fit_crossing_above(&pts, s, f).unwrap();
+            assert!((c.alpha / want - 1.0).abs() < 1e-4, "S* = {s}: {c:?} vs {want}");
+            assert!((c.slope - b).abs() < 1e-3, "{c:?}");
+            assert!(c.lo < c.alpha && c.alpha < c.hi, "{c:?}");
+            let unfloored = fit_crossing(&pts, s).unwrap();
+            assert!(
+                (unfloored.alpha / want - 1.0).abs() > 1e-3,
+                "the 0-to-1 curve should misfit: {unfloored:?}"
+            );
+        }
+        // Floor 0 is the plain fit, bit for bit.
+        assert_eq!(fit_crossing_above(&pts, 0.5, 0.0), fit_crossing(&pts, 0.5));
+    }
+
+    #[test]
+    fn a_target_at_or_below_the_floor_is_refused_with_the_reason() {
+        let pts = [Point { x: 0.1f64.ln(), y: 0.3 }];
+        let e = fit_crossing_above(&pts, 0.2, 0.25).unwrap_err();
+        assert_eq!(e, FitError::AtFloor { level: 0.2, floor: 0.25 });
+        assert!(e.to_string().contains("reached without a collective"), "{e}");
+        assert_eq!(fit_crossing_above(&pts, 0.5, 1.0), Err(FitError::Floor(1.0)));
+    }
+
+    #[test]
     fn separated_data_give_the_gap_midpoint_and_a_bounded_interval() {
         // 4 unsteered runs at 0.01, 4 steered at 0.04: the estimate is the geometric middle, 0.02.
         let mut pts = Vec::new();
@@ -304,6 +404,40 @@ mod tests {
         assert_eq!(fit_crossing(&[Point { x: -1.0, y: 0.5 }], 1.0), Err(FitError::Level(1.0)));
         assert!(matches!(fit_crossing(&[Point { x: -1.0, y: 1.5 }], 0.5), Err(FitError::BadPoint { .. })));
         assert!(matches!(fit_crossing(&[Point { x: 0.0, y: 0.5 }], 0.5), Err(FitError::BadPoint { .. })));
+    }
+
+    /// Coverage of the mean-success α*(0.5) interval (floor = the no-collective success) on
+    /// simulated bimodal success, as measured on the image sweeps: a run is steered with
+    /// probability F(b·(ln α − ln α₅₀)); steered runs score U(0.85, 1), unsteered ones
+    /// S₀ + U(−0.02, 0.02) with S₀ = 0.05. The true mean E[S] = S₀ + (0.925 − S₀)·p(α) tops out at
+    /// 0.925, not 1, so the fitted curve is misspecified above; the crossing of ½ must still be
+    /// covered in ≥ 90 % of 200 replications (8 α × 3 runs, the dispersion taken as 1).
+    #[test]
+    fn floored_mean_interval_covers_alpha_star_on_bimodal_success() {
+        let mut rng = ChaCha20Rng::seed_from_u64(19);
+        let (a50, b, s0, top) = (0.1_f64, 4.0, 0.05, 0.925);
+        // E[S](α*) = ½  ⇔  p(α*) = (½ − S₀)/(top − S₀).
+        let truth = (a50.ln() + logit((0.5 - s0) / (top - s0)) / b).exp();
+        let design: Vec<f64> = (0..8).map(|i| 0.03 * 1.4f64.powi(i)).collect();
+        let (trials, mut covered) = (200, 0);
+        for _ in 0..trials {
+            let mut pts = Vec::new();
+            for &a in &design {
+                let p = logistic(b * (a.ln() - a50.ln()));
+                for _ in 0..3 {
+                    let y = if rng.random::<f64>() < p {
+                        0.85 + 0.15 * rng.random::<f64>()
+                    } else {
+                        s0 + 0.04 * (rng.random::<f64>() - 0.5)
+                    };
+                    pts.push(Point { x: a.ln(), y });
+                }
+            }
+            let c = fit_crossing_above(&pts, 0.5, s0).unwrap();
+            covered += usize::from(c.lo <= truth && truth <= c.hi);
+        }
+        let cov = covered as f64 / trials as f64;
+        assert!(cov >= 0.90, "coverage {cov}");
     }
 
     /// Coverage of the 95 % profile interval of α₅₀ on simulated Bernoulli data (8 α's × 6 runs,
