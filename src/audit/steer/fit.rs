@@ -186,23 +186,29 @@ pub fn profile_above(points: &[Point], level: f64, floor: f64, theta: f64) -> (f
         .collect();
     let vals: Vec<f64> = grid.iter().map(|&b| ll(b)).collect();
     let k = (0..grid.len()).fold(0, |k, i| if vals[i] > vals[k] { i } else { k });
-    let (mut a, mut c) = (grid[k.saturating_sub(1)], grid[(k + 1).min(grid.len() - 1)]);
-    let g = 0.5 * (5f64.sqrt() - 1.0);
-    for _ in 0..60 {
-        let (m1, m2) = (c - g * (c - a), a + g * (c - a));
-        if ll(m1) >= ll(m2) {
-            c = m2;
-        } else {
-            a = m1;
-        }
-    }
-    let b = 0.5 * (a + c);
+    let b = golden_max(ll, grid[k.saturating_sub(1)], grid[(k + 1).min(grid.len() - 1)]);
     let (lb, lk) = (ll(b), vals[k]);
     if lb >= lk {
         (lb, b)
     } else {
         (lk, grid[k])
     }
+}
+
+/// Golden-section search for the maximiser of a unimodal `f` on [a, b]: 60 steps shrink the
+/// bracket by 0.618⁶⁰ ≈ 3·10⁻¹³; returns its midpoint. On a tie the left part is kept.
+fn golden_max(f: impl Fn(f64) -> f64, mut a: f64, mut b: f64) -> f64 {
+    let g = 0.5 * (5f64.sqrt() - 1.0);
+    for _ in 0..60 {
+        let c = b - g * (b - a);
+        let d = a + g * (b - a);
+        if f(c) >= f(d) {
+            b = d;
+        } else {
+            a = c;
+        }
+    }
+    0.5 * (a + b)
 }
 
 /// Fits the crossing of `level` and its 95 % profile-likelihood interval (see the module docs).
@@ -226,7 +232,7 @@ pub fn fit_crossing_above(points: &[Point], level: f64, floor: f64) -> Result<Cr
     if level <= floor {
         return Err(FitError::AtFloor { level, floor });
     }
-    let profile = |points: &[Point], level: f64, theta: f64| profile_above(points, level, floor, theta);
+    let profile_at = |theta: f64| profile_above(points, level, floor, theta);
     for p in points {
         if !(p.x.is_finite() && p.x < 0.0 && p.y.is_finite() && (0.0..=1.0).contains(&p.y)) {
             return Err(FitError::BadPoint { x: p.x, y: p.y });
@@ -238,7 +244,7 @@ pub fn fit_crossing_above(points: &[Point], level: f64, floor: f64) -> Result<Cr
     let (t0, t1) = (xmin - SEARCH_MARGIN, (xmax + SEARCH_MARGIN).min(0.0));
     let step = (t1 - t0) / (GRID - 1) as f64;
     let thetas: Vec<f64> = (0..GRID).map(|i| t0 + step * i as f64).collect();
-    let prof: Vec<f64> = thetas.iter().map(|&t| profile(points, level, t).0).collect();
+    let prof: Vec<f64> = thetas.iter().map(|&t| profile_at(t).0).collect();
     let best = prof.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     // The flat top (separation) or a single peak: the midpoint of the maximising grid points,
     // refined by golden-section search around a single peak.
@@ -246,28 +252,18 @@ pub fn fit_crossing_above(points: &[Point], level: f64, floor: f64) -> Result<Cr
     let top: Vec<usize> = (0..GRID).filter(|&i| prof[i] >= best - tol).collect();
     let (first, last) = (top[0], top[top.len() - 1]);
     let mut theta_hat = 0.5 * (thetas[first] + thetas[last]);
-    let mut l_hat = profile(points, level, theta_hat).0.max(best);
+    let mut l_hat = profile_at(theta_hat).0.max(best);
     if first == last {
-        let (mut a, mut b) = (thetas[first.saturating_sub(1)], thetas[(last + 1).min(GRID - 1)]);
-        let g = 0.5 * (5f64.sqrt() - 1.0);
-        for _ in 0..60 {
-            let c = b - g * (b - a);
-            let d = a + g * (b - a);
-            if profile(points, level, c).0 >= profile(points, level, d).0 {
-                b = d;
-            } else {
-                a = c;
-            }
-        }
-        let t = 0.5 * (a + b);
-        let lt = profile(points, level, t).0;
+        let (a, b) = (thetas[first.saturating_sub(1)], thetas[(last + 1).min(GRID - 1)]);
+        let t = golden_max(|t| profile_at(t).0, a, b);
+        let lt = profile_at(t).0;
         if lt >= l_hat {
             theta_hat = t;
             l_hat = lt;
         }
     }
     let cut = l_hat - 0.5 * CHI2_1_95;
-    let inside = |t: f64| profile(points, level, t).0 >= cut;
+    let inside = |t: f64| profile_at(t).0 >= cut;
     // Scan outward from the estimate to the first grid point outside, then bisect.
     let end = |dir: f64| -> Option<f64> {
         let mut prev = theta_hat;
@@ -295,14 +291,7 @@ pub fn fit_crossing_above(points: &[Point], level: f64, floor: f64) -> Result<Cr
     };
     let lo = end(-1.0).map(f64::exp).unwrap_or(0.0);
     let hi = end(1.0).map(f64::exp).unwrap_or(f64::INFINITY);
-    Ok(Crossing {
-        level,
-        alpha: theta_hat.exp(),
-        lo,
-        hi,
-        slope: profile(points, level, theta_hat).1,
-        n: points.len(),
-    })
+    Ok(Crossing { level, alpha: theta_hat.exp(), lo, hi, slope: profile_at(theta_hat).1, n: points.len() })
 }
 
 #[cfg(test)]
