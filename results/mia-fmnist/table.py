@@ -23,6 +23,9 @@ conds = [
 ]
 
 
+ATTACKS = [("LiRA online", "auc_lira_online"), ("LiRA offline", "auc_lira_offline"), ("loss threshold", "auc_loss")]
+
+
 def cell(r, key):
     a = r.get(key)
     if a is None:
@@ -30,9 +33,14 @@ def cell(r, key):
     return f"{a:.4f} [{r[key + '_lo']:.4f}, {r[key + '_hi']:.4f}]"
 
 
-def wall(name):
+def log_text(name):
+    """The condition's .log (written by conditions.sh), or None before it ran."""
     log = here / f"{name}.log"
-    t = log.read_text() if log.exists() else ""
+    return log.read_text() if log.exists() else None
+
+
+def wall(name):
+    t = log_text(name) or ""
     m = re.search(r"wall ([0-9.]+) s", t)
     if "terminated by signal" in t:
         return f"stopped after {float(m.group(1)):.0f} s" if m else "stopped"
@@ -69,7 +77,7 @@ for label, name in conds:
     r = reports.get(name)
     if r is None:
         continue
-    for attack, key in [("LiRA online", "auc_lira_online"), ("LiRA offline", "auc_lira_offline"), ("loss threshold", "auc_loss")]:
+    for attack, key in ATTACKS:
         print(f"| {label} | {attack} | {cell(r, key)} | {cell(r, key + '_collective')} | {cell(r, key + '_non_collective')} |")
 
 print()
@@ -79,17 +87,16 @@ for label, name in conds:
     if r is None or r["collective_members"] == 0:
         continue
     m, mc = r["members"], r["collective_members"]
-    for attack, key in [("LiRA online", "auc_lira_online"), ("LiRA offline", "auc_lira_offline"), ("loss threshold", "auc_loss")]:
+    for attack, key in ATTACKS:
         mix = (mc * r[key + "_collective"] + (m - mc) * r[key + "_non_collective"]) / m
         print(f"- {label}, {attack}: all {r[key]:.6f}, mixture {mix:.6f}")
 print()
 print("| condition | wall | user | load average at start (1, 5, 15 min) |")
 print("|---|---|---|---|")
 for label, name in conds:
-    log = here / f"{name}.log"
-    if not log.exists():
+    t = log_text(name)
+    if t is None:
         continue
-    t = log.read_text()
     w = re.search(r"wall ([0-9.]+) s, user ([0-9.]+) s", t)
     load = re.search(r"load ([0-9. ]+)", t)
     ws = f"{float(w.group(1)):.0f} s" if w else "not finished"
